@@ -1,0 +1,55 @@
+# One Makefile for people, README and CI alike.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+WEB_CONCURRENCY ?= 4
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/loyalty
+DATABASE_URL ?=
+
+.PHONY: install migrate run serve test lint format check-deploy clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
+
+# Zero-setup demo on SQLite (unless DATABASE_URL says otherwise).
+run: export DEBUG ?= 1
+run: migrate
+	$(PY) manage.py seed_demo
+	@echo
+	@echo "Admin:     http://127.0.0.1:$(PORT)/admin/  (admin/admin, support/support, auditor/auditor)"
+	@echo "Health:    http://127.0.0.1:$(PORT)/healthz"
+	@echo
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# Production-like: gunicorn, DEBUG off, no seeding.
+serve: export DEBUG = 0
+serve: install
+	$(PY) manage.py collectstatic --noinput -v0
+	$(VENV)/bin/gunicorn loyalty.wsgi --bind 0.0.0.0:$(PORT) --workers $(WEB_CONCURRENCY) \
+		--access-logfile - --error-logfile -
+
+# The whole suite on PostgreSQL (DATABASE_URL chooses the server; default the local one).
+test: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -1,0 +1,1 @@
+"""Who exists: merchants, stores, customers (memberships) and staff roles."""

@@ -1,0 +1,17 @@
+from accounts import roles
+from accounts.services import staff_create
+from loyalty.commands import JsonCommand
+
+
+class Command(JsonCommand):
+    help = "Create (or update) a staff user with a role and print its API token."
+
+    def add_command_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=sorted(roles.ROLES))
+        parser.add_argument("--password", default=None)
+
+    def run(self, *, username, role, password, **options):
+        user, token = staff_create(username=username, role=role, password=password)
+        payload = {"username": user.username, "role": role, "token": token}
+        return payload, f"Staff user {user.username} ({role}); API token: {token}"

@@ -1,0 +1,1 @@
+"""What moves: stamp cards, stamps, balance updates, point transactions, and their services."""

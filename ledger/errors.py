@@ -1,0 +1,95 @@
+"""Domain errors of the ledger: one class per business failure, each with a stable code."""
+
+from loyalty.errors import DomainError
+
+
+class StampNotFound(DomainError):
+    code = "stamp_not_found"
+    message = "Stamp not found."
+
+
+class StampCountZero(DomainError):
+    code = "stamp_count_zero"
+    message = "The stamp count is already 0."
+
+
+class StampInactive(DomainError):
+    code = "stamp_inactive"
+    message = "The stamp is inactive."
+
+
+class StampOutOfPeriod(DomainError):
+    code = "stamp_out_of_period"
+    message = "The stamp is outside its validity period."
+
+
+class StampAtMax(DomainError):
+    code = "stamp_at_max"
+    message = "The stamp count is already at its maximum."
+
+
+class RewardAlreadyRedeemed(DomainError):
+    code = "reward_redeemed"
+    message = "The reward of this stamp has already been redeemed."
+
+
+class CorrectionLimitReached(DomainError):
+    code = "correction_limit_reached"
+    message = "The daily limit of corrections for this stamp has been reached."
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    message = "A correction needs a reason of 3 to 500 characters."
+
+
+class BalanceUpdateNotFound(DomainError):
+    code = "balance_update_not_found"
+    message = "Balance update not found."
+
+
+class InsufficientBalance(DomainError):
+    code = "insufficient_balance"
+    message = "The balance may not go below 0."
+
+
+class AlreadyCanceled(DomainError):
+    code = "already_canceled"
+    message = "This balance update has already been canceled."
+
+
+class InsufficientPoints(DomainError):
+    code = "insufficient_points"
+    message = "Not enough points."
+
+
+class TransactionNotFound(DomainError):
+    code = "transaction_not_found"
+    message = "Point transaction not found."
+
+
+class NotADeduction(DomainError):
+    code = "not_a_deduction"
+    message = "Only a point deduction can be reverted."
+
+
+class DuplicateRedemption(DomainError):
+    """The redemption id was already deducted; `original` is that deduction."""
+
+    code = "duplicate_redemption"
+    message = "This redemption has already been processed."
+
+    def __init__(self, original) -> None:
+        super().__init__(original_id=original.pk)
+        self.original = original
+
+
+class AlreadyReverted(DomainError):
+    """The deduction was already reverted; `revert` is the revert row."""
+
+    code = "already_reverted"
+    message = "This deduction has already been reverted."
+
+    def __init__(self, revert) -> None:
+        super().__init__(revert_id=revert.pk)
+        self.revert = revert

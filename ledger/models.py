@@ -1,0 +1,234 @@
+"""The ledger: stamp cards and stamps, balance updates, point transactions.
+
+Counts and balances are cached projections: `Stamp.count` of the stamp's history,
+`Customer.balance` of its successful balance updates, `Customer.points` of its point
+transactions. Only `ledger.services` writes these models; the database rejects anything
+that would break an invariant (CHECK and UNIQUE constraints here, triggers in migrations).
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.models import Customer, Merchant, Store, audit_history
+
+MAX_AMOUNT = 10**12
+
+
+class StampCard(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="stamp_cards")
+    name = models.CharField(max_length=200)
+    max_stamps = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_stamps__gte=1) & Q(max_stamps__lte=10000),
+                name="stampcard_max_stamps_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class Stamp(models.Model):
+    """One customer's card. `max_stamps` is copied from the card so the database can check it."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    card = models.ForeignKey(StampCard, on_delete=models.PROTECT, related_name="stamps")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="stamps")
+    count = models.IntegerField(default=0)
+    max_stamps = models.PositiveIntegerField()
+    start_date = models.DateField()
+    end_date = models.DateField()
+    active = models.BooleanField(default=True)
+    redeemed = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    memo = models.CharField(max_length=500, blank=True, default="")
+    # What a Vivoldi client sends about its own user; informative only.
+    external_user_id = models.CharField(max_length=100, blank=True, default="")
+    external_user_name = models.CharField(max_length=100, blank=True, default="")
+    external_user_phone = models.CharField(max_length=40, blank=True, default="")
+    external_user_email = models.CharField(max_length=254, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(count__gte=0), name="stamp_count_gte_0"),
+            models.CheckConstraint(
+                condition=Q(count__lte=F("max_stamps")), name="stamp_count_lte_max"
+            ),
+            models.CheckConstraint(
+                condition=Q(start_date__lte=F("end_date")), name="stamp_dates_ordered"
+            ),
+        ]
+        indexes = [models.Index(fields=["merchant", "id"], name="stamp_merchant_id")]
+        permissions = [("remove_stamp", "Can remove a stamp (correction)")]
+
+    def __str__(self) -> str:
+        return f"Stamp #{self.pk} ({self.count}/{self.max_stamps})"
+
+
+class BalanceUpdate(models.Model):
+    """A credit or a debit of a customer's balance. A cancel changes only its status, once."""
+
+    class Effect(models.TextChoices):
+        CREDIT = "credit", "Credit"
+        DEBIT = "debit", "Debit"
+
+    class Status(models.TextChoices):
+        SUCCESS = "Success", "Success"
+        CANCELED = "Canceled", "Canceled"
+
+    TYPE_STAMPS = "stamps"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="balance_updates")
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    # Null for staff adjustments, which happen at no store.
+    store = models.ForeignKey(
+        Store, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    type = models.CharField(max_length=20, default=TYPE_STAMPS)
+    effect = models.CharField(max_length=6, choices=Effect.choices)
+    amount = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.SUCCESS)
+    balance_after = models.BigIntegerField()
+    reason = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    canceled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cancel_reason = models.TextField(blank=True, default="")
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=1) & Q(amount__lte=MAX_AMOUNT),
+                name="balanceupdate_amount_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(balance_after__gte=0), name="balanceupdate_balance_after_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(effect__in=["credit", "debit"]), name="balanceupdate_effect_valid"
+            ),
+            models.CheckConstraint(
+                condition=(Q(status="Success") & Q(canceled_at__isnull=True))
+                | (Q(status="Canceled") & Q(canceled_at__isnull=False)),
+                name="balanceupdate_canceled_iff_canceled_at",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "id"], name="balanceupdate_customer_id"),
+            models.Index(fields=["merchant", "id"], name="balanceupdate_merchant_id"),
+        ]
+        permissions = [("cancel_balanceupdate", "Can cancel a balance update (correction)")]
+
+    def __str__(self) -> str:
+        return f"Balance update #{self.pk} ({self.effect} {self.amount}, {self.status})"
+
+    @property
+    def signed_amount(self) -> int:
+        return self.amount if self.effect == self.Effect.CREDIT else -self.amount
+
+
+class PointTransaction(models.Model):
+    """An append-only movement of points; `points` is signed (a deduction is negative)."""
+
+    class Kind(models.TextChoices):
+        CREDIT = "credit", "Credit"
+        DEDUCT = "deduct", "Deduction"
+        REVERT = "revert", "Revert of a deduction"
+        ADJUST = "adjust", "Adjustment"
+
+    class Confirmation(models.TextChoices):
+        NONE = "", "Not confirmed"
+        CLAIMED = "claimed", "Claimed"
+        REVERTED = "reverted", "Reverted"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="point_transactions"
+    )
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    partner = models.ForeignKey(
+        "partners.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    points = models.BigIntegerField()
+    points_after = models.BigIntegerField()
+    redemption_id = models.CharField(max_length=100, blank=True, default="")
+    partner_transaction_id = models.CharField(max_length=40, unique=True)
+    reverts = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="reverted_by"
+    )
+    reason = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    # Outcome reported by the partner through /confirm-redemption; moves no points.
+    confirmation_status = models.CharField(
+        max_length=8, choices=Confirmation.choices, blank=True, default=""
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    usd_amount = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    ygg_amount = models.DecimalField(max_digits=40, decimal_places=18, null=True, blank=True)
+    price_ygg_usd = models.DecimalField(max_digits=30, decimal_places=18, null=True, blank=True)
+    txn_confirmed = models.BooleanField(null=True, blank=True)
+    txn_hash = models.CharField(max_length=100, blank=True, default="")
+    initial_at = models.DateTimeField(null=True, blank=True)
+    pending_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    needs_attention = models.BooleanField(default=False)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points_after__gte=0), name="pointtransaction_points_after_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(points__gte=-MAX_AMOUNT) & Q(points__lte=MAX_AMOUNT),
+                name="pointtransaction_points_range",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="deduct") & Q(points__lt=0) & ~Q(redemption_id=""))
+                | (Q(kind__in=["credit", "revert"]) & Q(points__gt=0))
+                | (Q(kind="adjust") & ~Q(points=0)),
+                name="pointtransaction_sign_matches_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="revert", reverts__isnull=False)
+                | (~Q(kind="revert") & Q(reverts__isnull=True)),
+                name="pointtransaction_revert_points_at_original",
+            ),
+            # A redemption id is deducted at most once per credential.
+            models.UniqueConstraint(
+                fields=["partner", "redemption_id"],
+                condition=Q(kind="deduct"),
+                name="pointtransaction_one_deduction_per_redemption",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "id"], name="pointtxn_customer_id"),
+            models.Index(fields=["merchant", "id"], name="pointtxn_merchant_id"),
+        ]
+        permissions = [
+            ("revert_pointtransaction", "Can revert a point deduction (correction)"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.points:+d})"

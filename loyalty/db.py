@@ -1,0 +1,76 @@
+"""Database-side guards: triggers that make ledger and history rows append-only.
+
+They are PostgreSQL-only; on SQLite (the zero-setup `make run`) the operations do nothing and
+the CHECK and UNIQUE constraints, which both engines enforce, still hold.
+"""
+
+from django.db import migrations
+
+# restrict_violation (SQLSTATE 23001) surfaces as django.db.IntegrityError.
+FORBID_FUNCTION = """
+CREATE OR REPLACE FUNCTION loyalty_forbid() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION '% on % is forbidden: %', TG_OP, TG_TABLE_NAME, TG_ARGV[0]
+        USING ERRCODE = 'restrict_violation';
+END
+$$ LANGUAGE plpgsql;
+"""
+
+
+class PostgresSQL(migrations.RunSQL):
+    """RunSQL that runs on PostgreSQL only."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+def forbid_function() -> PostgresSQL:
+    return PostgresSQL(FORBID_FUNCTION, migrations.RunSQL.noop)
+
+
+def append_only(table: str) -> PostgresSQL:
+    """No UPDATE and no DELETE, ever (history tables)."""
+    name = f"{table}_append_only"
+    return PostgresSQL(
+        f"CREATE TRIGGER {name} BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW "
+        f"EXECUTE FUNCTION loyalty_forbid('history is append-only');",
+        f"DROP TRIGGER IF EXISTS {name} ON {table};",
+    )
+
+
+def no_delete(table: str) -> PostgresSQL:
+    name = f"{table}_no_delete"
+    return PostgresSQL(
+        f"CREATE TRIGGER {name} BEFORE DELETE ON {table} FOR EACH ROW "
+        f"EXECUTE FUNCTION loyalty_forbid('rows are never deleted; deactivate or cancel');",
+        f"DROP TRIGGER IF EXISTS {name} ON {table};",
+    )
+
+
+def frozen_columns(
+    table: str, columns: list[str], *, when: str = "TRUE", suffix: str = "frozen"
+) -> PostgresSQL:
+    """Forbid UPDATEs that change any of `columns` (while `when`, over OLD, holds)."""
+    name = f"{table}_{suffix}"
+    old = ", ".join(f"OLD.{c}" for c in columns)
+    new = ", ".join(f"NEW.{c}" for c in columns)
+    return PostgresSQL(
+        f"""
+        CREATE OR REPLACE FUNCTION {name}() RETURNS trigger AS $$
+        BEGIN
+            IF ({when}) AND ROW({old}) IS DISTINCT FROM ROW({new}) THEN
+                RAISE EXCEPTION 'UPDATE of % on {table} is forbidden: ledger rows are immutable',
+                    '{", ".join(columns)}' USING ERRCODE = 'restrict_violation';
+            END IF;
+            RETURN NEW;
+        END
+        $$ LANGUAGE plpgsql;
+        CREATE TRIGGER {name} BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {name}();
+        """,
+        f"DROP TRIGGER IF EXISTS {name} ON {table}; DROP FUNCTION IF EXISTS {name}();",
+    )

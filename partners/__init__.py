@@ -1,0 +1,1 @@
+"""Who calls from outside: partners, their credentials, and the wire-compatible APIs."""

@@ -1,0 +1,45 @@
+"""Partners: outside systems that move value for their merchants, and their credentials."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Merchant, audit_history
+
+
+class Partner(models.Model):
+    """A partner credential set. Secrets are shown once, at creation or rotation.
+
+    `api_key_hash` is the SHA-256 of the API key (high-entropy random, so a fast hash is
+    enough and lookups stay indexed); `hmac_secret_encrypted` is the Points API's shared
+    secret, Fernet-encrypted at rest because the server needs it to sign responses.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="partner"
+    )
+    primary_merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    merchants = models.ManyToManyField(Merchant, related_name="partners")
+    api_key_prefix = models.CharField(max_length=12, help_text="First characters, to recognise it.")
+    api_key_hash = models.CharField(max_length=64, unique=True)
+    hmac_key = models.CharField(max_length=64, unique=True, help_text="The X-API-KEY value.")
+    hmac_secret_encrypted = models.TextField()
+    chain = models.CharField(max_length=40, default="abstract")
+    errors_as_200 = models.BooleanField(
+        default=False, help_text="Points API answers errors with HTTP 200 (same body)."
+    )
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    # Credentials never reach history.
+    history = audit_history(excluded_fields=["api_key_hash", "hmac_secret_encrypted"])
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="partner_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,60 @@
+import os
+
+import pytest
+
+from accounts.services import staff_create
+from loyalty.audit import Channel
+from partners.services import partner_create
+from tests import factories
+
+
+def pytest_collection_modifyitems(config, items):
+    # CI must prove the invariants on PostgreSQL; never let it pass on SQLite by accident.
+    if os.environ.get("CI") and "postgres" not in os.environ.get("DATABASE_URL", ""):
+        raise pytest.UsageError("CI runs the suite on PostgreSQL: set DATABASE_URL")
+
+
+@pytest.fixture
+def merchant(db):
+    return factories.MerchantFactory()
+
+
+@pytest.fixture
+def store(merchant):
+    return factories.StoreFactory(merchant=merchant)
+
+
+@pytest.fixture
+def customer(merchant):
+    return factories.CustomerFactory(merchant=merchant)
+
+
+@pytest.fixture
+def card(merchant):
+    return factories.StampCardFactory(merchant=merchant, max_stamps=10)
+
+
+@pytest.fixture
+def stamp(card, customer):
+    return factories.StampFactory(card=card, customer=customer)
+
+
+@pytest.fixture
+def support(db):
+    user, _ = staff_create(username="support-1", role="support", password="pw-for-tests-1")
+    return user
+
+
+@pytest.fixture
+def auditor(db):
+    user, _ = staff_create(username="auditor-1", role="auditor", password="pw-for-tests-1")
+    return user
+
+
+@pytest.fixture
+def partner(merchant):
+    partner, credentials = partner_create(
+        actor=None, channel=Channel.COMMAND, name="Partner A", merchants=[merchant]
+    )
+    partner.credentials = credentials
+    return partner
