@@ -7,6 +7,7 @@ of each table whatever its size. The SQL is portable between PostgreSQL and SQLi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import connection
 
@@ -213,6 +214,13 @@ CHECKS: list[Check] = [
 LIMIT_PER_CHECK = 1000
 
 
+def _plain(value):
+    # PostgreSQL's SUM over BIGINT is NUMERIC; report whole numbers as integers.
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
 def run() -> tuple[list[Violation], dict[str, int]]:
     """Run every check; returns the violations (at most LIMIT_PER_CHECK per check) and counts."""
     violations: list[Violation] = []
@@ -223,7 +231,10 @@ def run() -> tuple[list[Violation], dict[str, int]]:
             rows = cursor.fetchmany(LIMIT_PER_CHECK + 1)
             counts[check.name] = len(rows)
             violations.extend(
-                Violation(check.name, dict(zip(check.columns, row, strict=True)))
+                Violation(
+                    check.name,
+                    {k: _plain(v) for k, v in zip(check.columns, row, strict=True)},
+                )
                 for row in rows[:LIMIT_PER_CHECK]
             )
         for table in (
