@@ -14,6 +14,17 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError("CI runs the suite on PostgreSQL: set DATABASE_URL")
 
 
+@pytest.fixture(autouse=True)
+def _plain_http_test_client(settings):
+    # The suite runs with production settings (DEBUG off) but talks plain HTTP to the test
+    # client, and does not run collectstatic.
+    settings.SECURE_SSL_REDIRECT = False
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def merchant(db):
     return factories.MerchantFactory()

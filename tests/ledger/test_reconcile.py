@@ -69,8 +69,6 @@ def test_corrupted_points_fail_in_json(busy_ledger, capsys):
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("UPDATE accounts_customer SET points = 0 WHERE id = %s", [busy_ledger.pk])
     assert run_command("--json") == 1
-    import json
-
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False
     assert {
