@@ -1,11 +1,17 @@
-"""URL map: admin, health check, and (per app) the APIs."""
+"""URL map: admin, health check, staff API, OpenAPI schema and docs, partner APIs."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from loyalty.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/", include("ledger.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Partner APIs live at the paths of the public APIs they are compatible with.
+    path("", include("partners.api.urls")),
 ]

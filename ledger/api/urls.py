@@ -1,0 +1,3 @@
+"""Staff REST API (/api/v1/): filled in by the staff API work (issue 5)."""
+
+urlpatterns: list = []
