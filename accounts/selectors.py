@@ -1,0 +1,47 @@
+"""Reads of merchants, stores and customers, scoped by who asks.
+
+A partner sees only its own merchants; anything else reads as "does not exist".
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from accounts.models import Customer, Store
+
+
+def partner_merchant_ids(partner) -> frozenset[int]:
+    """The merchants a partner may act on (memoised on the instance for the request)."""
+    ids = getattr(partner, "_merchant_ids", None)
+    if ids is None:
+        ids = frozenset(partner.merchants.values_list("id", flat=True))
+        partner._merchant_ids = ids
+    return ids
+
+
+def customer_for_partner(partner, *, merchant_id: int, user: str) -> Customer | None:
+    """A customer of `merchant_id` by email (case-insensitive) or member id."""
+    if merchant_id not in partner_merchant_ids(partner) or not user:
+        return None
+    email = user.strip().lower()
+    matches = list(
+        Customer.objects.filter(
+            Q(email=email) | Q(member_id=user.strip()), merchant_id=merchant_id
+        ).select_related(None)[:2]
+    )
+    # An email match wins over another customer's member id equal to the same text.
+    matches.sort(key=lambda c: c.email != email)
+    return matches[0] if matches else None
+
+
+def customer_by_wallet_for_partner(partner, address: str) -> Customer | None:
+    """A customer of the partner's primary merchant by wallet address, case-insensitively."""
+    if not address:
+        return None
+    return Customer.objects.filter(
+        merchant_id=partner.primary_merchant_id, wallet_address=address.strip().lower()
+    ).first()
+
+
+def store_for_partner(partner, store_id: int) -> Store | None:
+    return Store.objects.filter(pk=store_id, merchant_id__in=partner_merchant_ids(partner)).first()

@@ -1,0 +1,42 @@
+"""Reads of the ledger, scoped by who asks. A partner sees only its merchants' rows (and,
+for point deductions, only those made with its own credential)."""
+
+from __future__ import annotations
+
+from accounts.selectors import partner_merchant_ids
+from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+
+
+def stamp_for_partner(partner, stamp_id: int) -> Stamp | None:
+    return (
+        Stamp.objects.select_related("card", "customer")
+        .filter(pk=stamp_id, merchant_id__in=partner_merchant_ids(partner), deleted_at__isnull=True)
+        .first()
+    )
+
+
+def stamp_card_for_partner(partner, card_id: int) -> StampCard | None:
+    return StampCard.objects.filter(
+        pk=card_id, merchant_id__in=partner_merchant_ids(partner)
+    ).first()
+
+
+def balance_update_for_partner(partner, update_id: int) -> BalanceUpdate | None:
+    return BalanceUpdate.objects.filter(
+        pk=update_id, merchant_id__in=partner_merchant_ids(partner)
+    ).first()
+
+
+def deduction_for_partner(
+    partner, *, partner_transaction_id: str = "", redemption_id: str = ""
+) -> PointTransaction | None:
+    rows = PointTransaction.objects.select_related("customer").filter(
+        partner=partner, kind=PointTransaction.Kind.DEDUCT
+    )
+    if partner_transaction_id:
+        rows = rows.filter(partner_transaction_id=partner_transaction_id)
+    if redemption_id:
+        rows = rows.filter(redemption_id=redemption_id)
+    if not (partner_transaction_id or redemption_id):
+        return None
+    return rows.first()

@@ -1,0 +1,216 @@
+"""Balance API, wire-compatible with Stamps' /api/balances/* (CONTRACT.md section 2).
+
+Success: {"customer": {id, balance, status}, "balance_update": {id, amount, type, status,
+created}}. Errors: {"detail", "error_message", "error_code", "errors"} with HTTP 400 (404 for
+an unknown update in cancel, 422 for a reused Idempotency-Key); authentication: 401
+{"detail"}.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.selectors import customer_for_partner, partner_merchant_ids, store_for_partner
+from ledger import services
+from ledger.models import BalanceUpdate
+from ledger.selectors import balance_update_for_partner
+from loyalty.audit import Channel
+from loyalty.errors import DomainError
+from loyalty.idempotency import idempotent
+from partners.api.base import PartnerAPIView
+from partners.api.errors import handled
+from partners.api.fields import ContractIntegerField
+from partners.authentication import PartnerTokenAuthentication
+
+
+class BalanceAPIError(DomainError):
+    """A refusal with the Balance API's own error_code and field."""
+
+    def __init__(self, code: str, field: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.field, self.status = code, field, status
+
+
+DOMAIN_FIELDS = {"insufficient_balance": "amount", "already_canceled": "id"}
+OTHER = {
+    "throttled": (429, "throttled"),
+    "too_large": (413, "request_too_large"),
+    "method": (405, "method_not_allowed"),
+    "not_found": (404, "not_found"),
+    "idempotency_reused": (422, "idempotency_key_reused"),
+    "idempotency_in_flight": (409, "idempotency_key_in_flight"),
+    "internal": (500, "internal_error"),
+}
+
+
+def error(code: str, field: str, message: str, status: int = 400) -> Response:
+    field = field or "__all__"
+    detail = f"{field}: {message}" if field != "__all__" else message
+    response = Response(
+        {
+            "detail": detail,
+            "error_message": message,
+            "error_code": code,
+            "errors": {field: message},
+        },
+        status=status,
+    )
+    response.refused = True
+    return response
+
+
+def balance_exception_handler(exc, context) -> Response:
+    problem = handled(exc)
+    if isinstance(exc, BalanceAPIError):
+        return error(exc.code, exc.field, exc.message, exc.status)
+    if problem.kind == "auth":
+        response = Response({"detail": problem.message}, status=401)
+        response["WWW-Authenticate"] = "Token"
+        return response
+    if problem.kind == "validation":
+        code = "required" if problem.code == "required" else "invalid"
+        return error(code, problem.field, problem.message)
+    if problem.kind == "domain":
+        return error(problem.code, DOMAIN_FIELDS.get(problem.code, ""), problem.message)
+    status, code = OTHER.get(problem.kind, (500, "internal_error"))
+    return error(code, "", problem.message, status)
+
+
+def success(update: BalanceUpdate) -> Response:
+    customer = update.customer
+    return Response(
+        {
+            "customer": {"id": customer.pk, "balance": customer.balance, "status": customer.status},
+            "balance_update": {
+                "id": update.pk,
+                "amount": update.amount,
+                "type": update.type,
+                "status": update.status,
+                "created": update.created.isoformat(),
+            },
+        }
+    )
+
+
+class MoveSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=254, help_text="Email or member ID of the customer.")
+    amount = ContractIntegerField()
+    type = serializers.CharField(required=False, default=BalanceUpdate.TYPE_STAMPS)
+    merchant = ContractIntegerField()
+    store = ContractIntegerField()
+
+    def validate_type(self, value: str) -> str:
+        if value != BalanceUpdate.TYPE_STAMPS:
+            raise serializers.ValidationError('the only balance type is "stamps"')
+        return value
+
+
+class CancelSerializer(serializers.Serializer):
+    id = ContractIntegerField()
+
+
+SuccessSchema = inline_serializer(
+    name="BalanceUpdateResult",
+    fields={
+        "customer": inline_serializer(
+            name="BalanceCustomer",
+            fields={
+                "id": serializers.IntegerField(),
+                "balance": serializers.IntegerField(),
+                "status": serializers.CharField(),
+            },
+        ),
+        "balance_update": inline_serializer(
+            name="BalanceUpdateSummary",
+            fields={
+                "id": serializers.IntegerField(),
+                "amount": serializers.IntegerField(),
+                "type": serializers.CharField(),
+                "status": serializers.ChoiceField(["Success", "Canceled"]),
+                "created": serializers.DateTimeField(),
+            },
+        ),
+    },
+)
+ErrorSchema = inline_serializer(
+    name="BalanceError",
+    fields={
+        "detail": serializers.CharField(),
+        "error_message": serializers.CharField(),
+        "error_code": serializers.CharField(),
+        "errors": serializers.DictField(child=serializers.CharField()),
+    },
+)
+
+
+class BalanceView(PartnerAPIView):
+    authentication_classes = [PartnerTokenAuthentication]
+    family_exception_handler = balance_exception_handler
+    operation = None
+
+    def resolve(self, data):
+        merchant_id = data["merchant"]
+        if merchant_id not in partner_merchant_ids(self.partner):
+            raise BalanceAPIError("invalid_merchant", "merchant", "merchant not found")
+        store = store_for_partner(self.partner, data["store"])
+        if store is None:
+            raise BalanceAPIError("store_not_found", "store", "store not found")
+        if store.merchant_id != merchant_id:
+            raise BalanceAPIError("invalid_store", "store", "store does not belong to merchant")
+        customer = customer_for_partner(self.partner, merchant_id=merchant_id, user=data["user"])
+        if customer is None:
+            raise BalanceAPIError("invalid_data", "user", "user not found")
+        return customer, store
+
+    def move(self, request, operation):
+        data = self.input(MoveSerializer)
+        customer, store = self.resolve(data)
+        update = operation(
+            actor=request.user,
+            channel=Channel.BALANCE_API,
+            customer=customer,
+            store=store,
+            amount=data["amount"],
+        )
+        return success(update)
+
+
+_move_schema = extend_schema(
+    tags=["Balance API"],
+    request=MoveSerializer,
+    responses={200: SuccessSchema, 400: ErrorSchema, 422: ErrorSchema},
+)
+
+
+class BalanceCreditView(BalanceView):
+    @_move_schema
+    @idempotent
+    def post(self, request):
+        return self.move(request, services.balance_credit)
+
+
+class BalanceDebitView(BalanceView):
+    @_move_schema
+    @idempotent
+    def post(self, request):
+        return self.move(request, services.balance_debit)
+
+
+class BalanceCancelView(BalanceView):
+    @extend_schema(
+        tags=["Balance API"],
+        request=CancelSerializer,
+        responses={200: SuccessSchema, 400: ErrorSchema, 404: ErrorSchema, 422: ErrorSchema},
+    )
+    @idempotent
+    def post(self, request):
+        data = self.input(CancelSerializer)
+        update = balance_update_for_partner(self.partner, data["id"])
+        if update is None:
+            raise BalanceAPIError("not_found", "id", "balance update not found", status=404)
+        update = services.balance_update_cancel(
+            actor=request.user, channel=Channel.BALANCE_API, balance_update=update
+        )
+        return success(update)

@@ -1,0 +1,67 @@
+"""Reading partner request bodies: JSON whatever the Content-Type, at most 64 KiB."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import exceptions
+from rest_framework.parsers import BaseParser
+
+
+class BodyTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is larger than 64 KiB."
+    default_code = "body_too_large"
+
+
+def _limit() -> int:
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def raw_body(request) -> bytes:
+    django_request = getattr(request, "_request", request)
+    try:
+        body = django_request.body
+    except RequestDataTooBig:
+        raise BodyTooLarge() from None
+    if len(body) > _limit():  # chunked bodies carry no Content-Length to check up front
+        raise BodyTooLarge()
+    return body
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise exceptions.ParseError("The body is not valid JSON.") from exc
+
+
+def json_body(request, *, allow_empty: bool = False):
+    """The parsed body (cached on the request); None for an empty body when allowed."""
+    django_request = getattr(request, "_request", request)
+    if hasattr(django_request, "_partner_json"):
+        return django_request._partner_json
+    raw = raw_body(request)
+    value = None if not raw.strip() else parse_json(raw)
+    django_request._partner_json = value
+    if value is None and not allow_empty:
+        raise exceptions.ParseError("The body is empty.")
+    return value
+
+
+class PartnerJSONParser(BaseParser):
+    """Parses the body as JSON whatever the Content-Type (clients of the public APIs send
+    JSON with or without the header); limits it to 64 KiB."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = parser_context["request"]
+        value = json_body(request, allow_empty=True)
+        return {} if value is None else value

@@ -1,0 +1,86 @@
+"""Input fields with the contract's rules (CONTRACT.md, "General rules")."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from rest_framework import serializers
+
+MAX_AMOUNT = 10**12
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class ContractIntegerField(serializers.Field):
+    """A JSON integer or a string of digits; no booleans, fractions, nulls or empty strings."""
+
+    default_error_messages = {
+        "invalid": "must be an integer",
+        "min_value": "must be at least {min_value}",
+        "max_value": "must be at most {max_value}",
+    }
+
+    def __init__(self, *, min_value: int = 1, max_value: int = MAX_AMOUNT, **kwargs) -> None:
+        self.min_value, self.max_value = min_value, max_value
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> int:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            value = data
+        elif isinstance(data, float) and data.is_integer():
+            value = int(data)
+        elif isinstance(data, str) and _DIGITS.fullmatch(data):
+            if len(data.lstrip("0")) > len(str(self.max_value)):
+                self.fail("max_value", max_value=self.max_value)
+            value = int(data)
+        else:
+            self.fail("invalid")
+        if value < self.min_value:
+            self.fail("min_value", min_value=self.min_value)
+        if value > self.max_value:
+            self.fail("max_value", max_value=self.max_value)
+        return value
+
+    def to_representation(self, value) -> int:
+        return value
+
+
+class YmdField(serializers.Field):
+    """A date written `YYYY-MM-DD` or `YYYYMMDD`."""
+
+    default_error_messages = {"invalid": "must be a date written YYYY-MM-DD"}
+
+    def to_internal_value(self, data) -> dt.date:
+        if isinstance(data, str):
+            for fmt in ("%Y-%m-%d", "%Y%m%d"):
+                try:
+                    return dt.datetime.strptime(data, fmt).date()
+                except ValueError:
+                    continue
+        self.fail("invalid")
+
+    def to_representation(self, value: dt.date) -> str:
+        return value.isoformat()
+
+
+class YNField(serializers.Field):
+    """Vivoldi's `"Y"`/`"N"` flags."""
+
+    default_error_messages = {"invalid": 'must be "Y" or "N"'}
+
+    def to_internal_value(self, data) -> bool:
+        if isinstance(data, str) and data.upper() in ("Y", "N"):
+            return data.upper() == "Y"
+        self.fail("invalid")
+
+    def to_representation(self, value: bool) -> str:
+        return "Y" if value else "N"
+
+
+def text(max_length: int, **kwargs) -> serializers.CharField:
+    kwargs.setdefault("required", False)
+    return serializers.CharField(
+        max_length=max_length, allow_blank=True, trim_whitespace=True, **kwargs
+    )

@@ -1,0 +1,364 @@
+"""Points API, wire-compatible with the YGG Redeem partner API (CONTRACT.md section 3).
+
+Requests are HMAC-signed (partners.authentication.HMACAuthentication); every HTTP 200 answer
+is signed back in X-API-SIGNATURE over the request's method, path and X-API-REQUEST and the
+body exactly as sent (canonical JSON). Errors: {"success": false, "errorCode",
+"errorMessage"} with the contract's HTTP status, or 200 for credentials set to
+"errors as HTTP 200".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer
+from rest_framework.response import Response
+
+from accounts.selectors import customer_by_wallet_for_partner
+from ledger import errors as ledger_errors
+from ledger import services
+from ledger.selectors import deduction_for_partner
+from loyalty.audit import Channel
+from loyalty.errors import DomainError
+from loyalty.idempotency import idempotent
+from partners import signing
+from partners.api.base import PartnerAPIView
+from partners.api.errors import handled
+from partners.api.fields import ContractIntegerField, text
+from partners.authentication import HMACAuthentication, PointsAuthError
+from partners.models import Partner
+
+
+class PointsAPIError(DomainError):
+    def __init__(self, error_code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.error_code, self.status = error_code, status
+        self.extra: dict = {}
+
+
+KIND_CODES = {
+    "validation": ("ERR-INVALID-REQUEST", 400),
+    "auth": ("ERR-AUTH-FAILED", 401),
+    "throttled": ("ERR-RATE-LIMITED", 429),
+    "too_large": ("ERR-INVALID-REQUEST", 413),
+    "method": ("ERR-INVALID-REQUEST", 405),
+    "not_found": ("ERR-TRANSACTION-NOT-FOUND", 404),
+    "idempotency_reused": ("ERR-IDEMPOTENCY-KEY-REUSED", 422),
+    "idempotency_in_flight": ("ERR-DUPLICATE-REQUEST", 409),
+    "internal": ("ERR-INTERNAL", 500),
+}
+DOMAIN_CODES = {
+    "insufficient_points": ("ERR-INSUFFICIENT-POINTS", 422),
+    "duplicate_redemption": ("ERR-DUPLICATE-REQUEST", 409),
+    "already_reverted": ("ERR-DUPLICATE-REQUEST", 409),
+}
+
+
+def points_exception_handler(exc, context) -> Response:
+    problem = handled(exc)
+    extra: dict = {}
+    if isinstance(exc, PointsAuthError):
+        code, status = exc.error_code, exc.status_code
+    elif isinstance(exc, PointsAPIError):
+        code, status, extra = exc.error_code, exc.status, exc.extra
+    elif problem.kind == "domain":
+        code, status = DOMAIN_CODES.get(problem.code, ("ERR-INVALID-REQUEST", 400))
+        if isinstance(exc, ledger_errors.DuplicateRedemption):
+            extra = {"partnerTransactionId": exc.original.partner_transaction_id}
+        elif isinstance(exc, ledger_errors.AlreadyReverted):
+            extra = {
+                "partnerTransactionId": exc.revert.reverts.partner_transaction_id,
+                "partnerRevertId": exc.revert.partner_transaction_id,
+            }
+    else:
+        code, status = KIND_CODES.get(problem.kind, ("ERR-INTERNAL", 500))
+    message = problem.message
+    if problem.kind == "validation" and problem.field:
+        message = f"{problem.field}: {problem.message}"
+    body = {"success": False, "errorCode": code, "errorMessage": message, **extra}
+    request = context.get("request")
+    partner = getattr(request, "auth", None) if request is not None else None
+    if isinstance(partner, Partner) and partner.errors_as_200:
+        status = 200
+    response = Response(body, status=status)
+    response.refused = True
+    return response
+
+
+class CanonicalJSONRenderer(BaseRenderer):
+    """Renders exactly the canonical JSON that the response signature covers."""
+
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return b"" if data is None else signing.canonical_json(data).encode("utf-8")
+
+
+class AddressSerializer(serializers.Serializer):
+    address = serializers.CharField(max_length=100)
+
+
+class DeductSerializer(serializers.Serializer):
+    address = serializers.CharField(max_length=100)
+    deductPoints = ContractIntegerField()
+    yggRedemptionId = serializers.CharField(max_length=100)
+
+
+class RevertSerializer(DeductSerializer):
+    partnerTransactionId = serializers.CharField(max_length=40)
+    revertReason = text(500)
+
+
+class FlexibleDecimalField(serializers.Field):
+    """A JSON number or numeric string, kept exactly as a Decimal."""
+
+    default_error_messages = {"invalid": "must be a number"}
+
+    def to_internal_value(self, data) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, int | float | str):
+            self.fail("invalid")
+        try:
+            value = Decimal(str(data))
+        except InvalidOperation:
+            self.fail("invalid")
+        if not value.is_finite() or abs(value) >= Decimal(10) ** 20:
+            self.fail("invalid")
+        return value
+
+    def to_representation(self, value) -> str:
+        return str(value)
+
+
+class MomentField(serializers.Field):
+    """An ISO 8601 timestamp or a Unix time in seconds or milliseconds."""
+
+    default_error_messages = {"invalid": "must be an ISO 8601 timestamp or a Unix time"}
+
+    def to_internal_value(self, data) -> dt.datetime:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            seconds = data / 1000 if abs(data) > 10**11 else data
+            try:
+                return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+            except (OverflowError, OSError, ValueError):
+                self.fail("invalid")
+        if isinstance(data, str):
+            try:
+                moment = dt.datetime.fromisoformat(data.replace("Z", "+00:00"))
+            except ValueError:
+                self.fail("invalid")
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        self.fail("invalid")
+
+    def to_representation(self, value) -> str:
+        return value.isoformat()
+
+
+class ConfirmSerializer(serializers.Serializer):
+    address = serializers.CharField(max_length=100)
+    deductPoints = ContractIntegerField()
+    usdAmount = FlexibleDecimalField()
+    yggAmount = FlexibleDecimalField()
+    priceYggUsd = FlexibleDecimalField()
+    yggRedemptionId = serializers.CharField(max_length=100)
+    status = serializers.ChoiceField(["claimed", "reverted"])
+    txnConfirmed = serializers.BooleanField()
+    txnHash = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, allow_null=True
+    )
+    initialAt = MomentField()
+    pendingAt = MomentField()
+    claimedAt = MomentField(required=False, allow_null=True)
+    revertedAt = MomentField(required=False, allow_null=True)
+
+
+def _schema(name: str, **fields):
+    return inline_serializer(name=name, fields={"success": serializers.BooleanField(), **fields})
+
+
+PointsError = _schema(
+    "PointsError", errorCode=serializers.CharField(), errorMessage=serializers.CharField()
+)
+
+
+class PointsView(PartnerAPIView):
+    authentication_classes = [HMACAuthentication]
+    renderer_classes = [CanonicalJSONRenderer]
+    family_exception_handler = points_exception_handler
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        partner = getattr(request, "_auth", None)
+        secret = getattr(partner, "hmac_secret", None)
+        if response.status_code == 200 and secret and getattr(response, "data", None) is not None:
+            response["X-API-SIGNATURE"] = signing.sign(
+                secret,
+                request.method,
+                request.path,
+                request.headers.get("X-API-REQUEST", ""),
+                signing.canonical_json(response.data),
+            )
+        return response
+
+    def customer(self, address: str):
+        customer = customer_by_wallet_for_partner(self.partner, address)
+        if customer is None:
+            raise PointsAPIError("ERR-USER-NOT-FOUND", "User not found.", 404)
+        return customer
+
+
+class GetPointsView(PointsView):
+    @extend_schema(
+        tags=["Points API"],
+        parameters=[OpenApiParameter("address", str, required=True)],
+        responses={
+            200: _schema(
+                "PointsBalance",
+                partnerUserId=serializers.CharField(),
+                address=serializers.CharField(),
+                points=serializers.IntegerField(),
+                chain=serializers.CharField(),
+            ),
+            401: PointsError,
+            404: PointsError,
+        },
+    )
+    def get(self, request):
+        address = self.input(AddressSerializer, request.query_params)["address"]
+        customer = self.customer(address)
+        return Response(
+            {
+                "success": True,
+                "partnerUserId": str(customer.pk),
+                "address": customer.wallet_address,
+                "points": customer.points,
+                "chain": self.partner.chain,
+            }
+        )
+
+
+class DeductPointsView(PointsView):
+    @extend_schema(
+        tags=["Points API"],
+        request=DeductSerializer,
+        responses={
+            200: _schema("PointsDeducted", partnerTransactionId=serializers.CharField()),
+            401: PointsError,
+            404: PointsError,
+            409: PointsError,
+            422: PointsError,
+        },
+    )
+    @idempotent
+    def post(self, request):
+        data = self.input(DeductSerializer)
+        customer = self.customer(data["address"])
+        txn = services.point_deduct(
+            actor=request.user,
+            channel=Channel.POINTS_API,
+            partner=self.partner,
+            customer=customer,
+            points=data["deductPoints"],
+            redemption_id=data["yggRedemptionId"],
+        )
+        return Response({"success": True, "partnerTransactionId": txn.partner_transaction_id})
+
+
+class RevertDeductView(PointsView):
+    @extend_schema(
+        tags=["Points API"],
+        request=RevertSerializer,
+        responses={
+            200: _schema(
+                "PointsReverted",
+                partnerTransactionId=serializers.CharField(),
+                partnerRevertId=serializers.CharField(),
+            ),
+            400: PointsError,
+            401: PointsError,
+            404: PointsError,
+            409: PointsError,
+        },
+    )
+    @idempotent
+    def post(self, request):
+        data = self.input(RevertSerializer)
+        deduction = deduction_for_partner(
+            self.partner, partner_transaction_id=data["partnerTransactionId"]
+        )
+        if deduction is None:
+            raise PointsAPIError("ERR-TRANSACTION-NOT-FOUND", "Transaction not found.", 404)
+        mismatched = [
+            name
+            for name, matches in (
+                ("yggRedemptionId", deduction.redemption_id == data["yggRedemptionId"]),
+                ("address", deduction.customer.wallet_address == data["address"].strip().lower()),
+                ("deductPoints", -deduction.points == data["deductPoints"]),
+            )
+            if not matches
+        ]
+        if mismatched:
+            raise PointsAPIError(
+                "ERR-INVALID-REQUEST",
+                f"{', '.join(mismatched)}: does not match the original deduction",
+                400,
+            )
+        revert = services.point_deduction_revert(
+            actor=request.user,
+            channel=Channel.POINTS_API,
+            deduction=deduction,
+            reason=data.get("revertReason", ""),
+        )
+        return Response(
+            {
+                "success": True,
+                "partnerTransactionId": deduction.partner_transaction_id,
+                "partnerRevertId": revert.partner_transaction_id,
+            }
+        )
+
+
+class ConfirmRedemptionView(PointsView):
+    @extend_schema(
+        tags=["Points API"],
+        request=ConfirmSerializer,
+        responses={
+            200: _schema("RedemptionConfirmed"),
+            400: PointsError,
+            401: PointsError,
+            404: PointsError,
+        },
+    )
+    @idempotent
+    def post(self, request):
+        data = self.input(ConfirmSerializer)
+        deduction = deduction_for_partner(self.partner, redemption_id=data["yggRedemptionId"])
+        if deduction is None:
+            raise PointsAPIError("ERR-TRANSACTION-NOT-FOUND", "Transaction not found.", 404)
+        if (
+            deduction.customer.wallet_address != data["address"].strip().lower()
+            or -deduction.points != data["deductPoints"]
+        ):
+            raise PointsAPIError(
+                "ERR-INVALID-REQUEST", "address, deductPoints: do not match the deduction", 400
+            )
+        services.point_deduction_confirm(
+            actor=request.user,
+            channel=Channel.POINTS_API,
+            deduction=deduction,
+            status=data["status"],
+            usd_amount=data["usdAmount"],
+            ygg_amount=data["yggAmount"],
+            price_ygg_usd=data["priceYggUsd"],
+            txn_confirmed=data["txnConfirmed"],
+            txn_hash=data.get("txnHash") or "",
+            initial_at=data["initialAt"],
+            pending_at=data["pendingAt"],
+            claimed_at=data.get("claimedAt"),
+            reverted_at=data.get("revertedAt"),
+        )
+        return Response({"success": True})

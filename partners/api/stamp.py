@@ -1,0 +1,287 @@
+"""Stamp API, wire-compatible with Vivoldi's /api/stamp/v1/* (CONTRACT.md section 1).
+
+Every answer is the envelope {"code", "message", "result"}: code 0 is success; a business
+refusal is HTTP 200 with the contract's code; invalid input is HTTP 400 with code 400.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from accounts.selectors import customer_for_partner
+from ledger import errors as ledger_errors
+from ledger import services
+from ledger.models import Stamp
+from ledger.selectors import stamp_card_for_partner, stamp_for_partner
+from loyalty.audit import Channel
+from loyalty.errors import InvalidInput
+from loyalty.idempotency import idempotent
+from partners.api.base import PartnerAPIView
+from partners.api.errors import handled
+from partners.api.fields import ContractIntegerField, YmdField, YNField, text
+from partners.authentication import APIKeyAuthentication
+
+BUSINESS_CODES = {
+    "stamp_not_found": 1001,
+    "stamp_count_zero": 1002,
+    "stamp_inactive": 1003,
+    "stamp_out_of_period": 1004,
+    "stamp_at_max": 1005,
+    "reward_redeemed": 1006,
+    "correction_limit_reached": 1007,
+}
+STATUS_CODES = {
+    "auth": 401,
+    "throttled": 429,
+    "too_large": 413,
+    "method": 405,
+    "not_found": 404,
+    "idempotency_in_flight": 409,
+    "internal": 500,
+}
+
+
+def envelope(code: int = 0, message: str = "", result=None, status: int = 200) -> Response:
+    response = Response({"code": code, "message": message, "result": result}, status=status)
+    response.refused = code != 0
+    return response
+
+
+def stamp_exception_handler(exc, context) -> Response:
+    problem = handled(exc)
+    if problem.kind == "domain" and problem.code in BUSINESS_CODES:
+        return envelope(BUSINESS_CODES[problem.code], problem.message)
+    if problem.kind == "idempotency_reused":
+        return envelope(1008, problem.message, status=422)
+    if problem.kind == "validation" or problem.kind == "domain":
+        message = f"{problem.field}: {problem.message}" if problem.field else problem.message
+        return envelope(400, message, status=400)
+    status = STATUS_CODES.get(problem.kind, 500)
+    response = envelope(status, problem.message, status=status)
+    if problem.kind == "auth":
+        response["WWW-Authenticate"] = "APIKey"
+    return response
+
+
+def stamp_result(stamp: Stamp) -> dict:
+    return {
+        "stampIdx": stamp.pk,
+        "cardIdx": stamp.card_id,
+        "cardNm": stamp.card.name,
+        "stamps": stamp.count,
+        "maxStamps": stamp.max_stamps,
+        "strtYmd": stamp.start_date.isoformat(),
+        "endYmd": stamp.end_date.isoformat(),
+        "activeYn": "Y" if stamp.active else "N",
+        "useYn": "Y" if stamp.redeemed else "N",
+        "memo": stamp.memo,
+        "userId": stamp.external_user_id,
+        "userNm": stamp.external_user_name,
+        "userPhnno": stamp.external_user_phone,
+        "userEml": stamp.external_user_email,
+        "customer": stamp.customer_id,
+        "regYmdt": timezone.localtime(stamp.created).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+class StampResultSerializer(serializers.Serializer):
+    stampIdx = serializers.IntegerField()
+    cardIdx = serializers.IntegerField()
+    cardNm = serializers.CharField()
+    stamps = serializers.IntegerField()
+    maxStamps = serializers.IntegerField()
+    strtYmd = serializers.CharField()
+    endYmd = serializers.CharField()
+    activeYn = serializers.CharField()
+    useYn = serializers.CharField()
+    memo = serializers.CharField()
+    userId = serializers.CharField()
+    userNm = serializers.CharField()
+    userPhnno = serializers.CharField()
+    userEml = serializers.CharField()
+    customer = serializers.IntegerField()
+    regYmdt = serializers.CharField()
+
+
+class StampIdxSerializer(serializers.Serializer):
+    stampIdx = ContractIntegerField()
+
+
+class RemoveSerializer(StampIdxSerializer):
+    reason = text(500)
+
+
+class CreateSerializer(serializers.Serializer):
+    cardIdx = ContractIntegerField()
+    customer = serializers.CharField(
+        max_length=254, help_text="Member ID or email of the customer."
+    )
+    strtYmd = YmdField()
+    endYmd = YmdField()
+    activeYn = YNField(required=False)
+    memo = text(500)
+    userId = text(100)
+    userNm = text(100)
+    userPhnno = text(40)
+    userEml = text(254)
+
+
+class UpdateSerializer(StampIdxSerializer):
+    stamps = ContractIntegerField(min_value=0, max_value=10000, required=False)
+    useYn = YNField(required=False)
+    activeYn = YNField(required=False)
+    strtYmd = YmdField(required=False)
+    endYmd = YmdField(required=False)
+    memo = serializers.CharField(max_length=500, allow_blank=True, required=False)
+    reason = text(500)
+
+
+def _envelope_schema(name: str, result=None):
+    return inline_serializer(
+        name=name,
+        fields={
+            "code": serializers.IntegerField(),
+            "message": serializers.CharField(allow_blank=True),
+            "result": result or serializers.JSONField(allow_null=True),
+        },
+    )
+
+
+class StampView(PartnerAPIView):
+    authentication_classes = [APIKeyAuthentication]
+    family_exception_handler = stamp_exception_handler
+
+    def stamp(self, stamp_idx: int) -> Stamp:
+        stamp = stamp_for_partner(self.partner, stamp_idx)
+        if stamp is None:
+            raise ledger_errors.StampNotFound()
+        return stamp
+
+    def stamp_from_query(self) -> Stamp:
+        return self.stamp(self.input(StampIdxSerializer, self.request.query_params)["stampIdx"])
+
+
+class StampCreateView(StampView):
+    @extend_schema(
+        tags=["Stamp API"],
+        request=CreateSerializer,
+        responses=_envelope_schema("StampCreateEnvelope", serializers.IntegerField()),
+        summary="Create a stamp (result: the new stampIdx)",
+    )
+    @idempotent
+    def post(self, request):
+        data = self.input(CreateSerializer)
+        card = stamp_card_for_partner(self.partner, data["cardIdx"])
+        if card is None:
+            raise InvalidInput("cardIdx", "stamp card not found")
+        customer = customer_for_partner(
+            self.partner, merchant_id=card.merchant_id, user=data["customer"]
+        )
+        if customer is None:
+            raise InvalidInput("customer", "customer not found")
+        stamp = services.stamp_create(
+            actor=request.user,
+            channel=Channel.STAMP_API,
+            card=card,
+            customer=customer,
+            start_date=data["strtYmd"],
+            end_date=data["endYmd"],
+            active=data.get("activeYn", True),
+            memo=data.get("memo", ""),
+            external_user_id=data.get("userId", ""),
+            external_user_name=data.get("userNm", ""),
+            external_user_phone=data.get("userPhnno", ""),
+            external_user_email=data.get("userEml", ""),
+        )
+        return envelope(result=stamp.pk)
+
+
+class StampAddView(StampView):
+    @extend_schema(
+        tags=["Stamp API"],
+        request=StampIdxSerializer,
+        responses=_envelope_schema("StampEnvelope"),
+        summary="Add one stamp",
+    )
+    @idempotent
+    def put(self, request):
+        stamp = self.stamp(self.input(StampIdxSerializer)["stampIdx"])
+        services.stamp_add(actor=request.user, channel=Channel.STAMP_API, stamp=stamp)
+        return envelope()
+
+
+class StampRemoveView(StampView):
+    @extend_schema(
+        tags=["Stamp API"],
+        request=RemoveSerializer,
+        responses=_envelope_schema("StampEnvelope"),
+        summary="Remove one stamp (a correction: never below 0, capped per stamp per day)",
+    )
+    @idempotent
+    def put(self, request):
+        data = self.input(RemoveSerializer)
+        stamp = self.stamp(data["stampIdx"])
+        services.stamp_remove(
+            actor=request.user,
+            channel=Channel.STAMP_API,
+            stamp=stamp,
+            reason=data.get("reason", ""),
+            daily_cap=settings.STAMP_REMOVALS_PER_STAMP_PER_DAY,
+        )
+        return envelope()
+
+
+class StampValidateView(StampView):
+    @extend_schema(
+        tags=["Stamp API"],
+        parameters=[OpenApiParameter("stampIdx", int, required=True)],
+        responses=_envelope_schema("StampValidateEnvelope", StampResultSerializer(allow_null=True)),
+        summary="Read a stamp",
+    )
+    def get(self, request):
+        return envelope(result=stamp_result(self.stamp_from_query()))
+
+
+class StampUpdateView(StampView):
+    @extend_schema(
+        tags=["Stamp API"],
+        request=UpdateSerializer,
+        responses=_envelope_schema("StampEnvelope"),
+        summary="Update a stamp (setting `stamps` is an audited correction)",
+    )
+    @idempotent
+    def put(self, request):
+        data = self.input(UpdateSerializer)
+        stamp = self.stamp(data["stampIdx"])
+        services.stamp_update(
+            actor=request.user,
+            channel=Channel.STAMP_API,
+            stamp=stamp,
+            count=data.get("stamps"),
+            redeemed=data.get("useYn"),
+            active=data.get("activeYn"),
+            start_date=data.get("strtYmd"),
+            end_date=data.get("endYmd"),
+            memo=data.get("memo"),
+            reason=data.get("reason", ""),
+            daily_cap=settings.STAMP_REMOVALS_PER_STAMP_PER_DAY,
+        )
+        return envelope()
+
+
+class StampDeleteView(StampView):
+    @extend_schema(
+        tags=["Stamp API"],
+        parameters=[OpenApiParameter("stampIdx", int, required=True)],
+        responses=_envelope_schema("StampEnvelope"),
+        summary="Deactivate and hide a stamp (its history is kept)",
+    )
+    def delete(self, request):
+        services.stamp_deactivate(
+            actor=request.user, channel=Channel.STAMP_API, stamp=self.stamp_from_query()
+        )
+        return envelope()

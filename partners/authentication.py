@@ -1,0 +1,136 @@
+"""DRF authentication of partners: APIKey (Stamp API), Token/Bearer (Balance API) and the
+Points API's HMAC headers. Each resolves to (partner's service user, partner), so history
+names the partner; secrets are compared in constant time and never logged."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+from partners import credentials, signing
+from partners.api.body import json_body
+from partners.models import Partner
+
+
+def partner_by_api_key(api_key: str) -> Partner | None:
+    digest = credentials.hash_api_key(api_key)
+    partner = (
+        Partner.objects.select_related("user")
+        .filter(api_key_hash=digest, active=True, user__is_active=True)
+        .first()
+    )
+    # The lookup is by hash; the comparison below keeps the final check constant-time.
+    if partner is None or not credentials.api_key_matches(api_key, partner.api_key_hash):
+        return None
+    return partner
+
+
+class _KeywordKeyAuthentication(BaseAuthentication):
+    keywords: tuple[str, ...] = ()
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts:
+            return None
+        if parts[0].decode("latin-1").lower() not in {k.lower() for k in self.keywords}:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Authorization header.")
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        partner = partner_by_api_key(key)
+        if partner is None:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        return partner.user, partner
+
+    def authenticate_header(self, request) -> str:
+        return self.keywords[0]
+
+
+class APIKeyAuthentication(_KeywordKeyAuthentication):
+    """`Authorization: APIKey <key>` (the Stamp API)."""
+
+    keywords = ("APIKey",)
+
+
+class PartnerTokenAuthentication(_KeywordKeyAuthentication):
+    """`Authorization: Token <key>` or `Bearer <key>` (the Balance API)."""
+
+    keywords = ("Token", "Bearer")
+
+
+class PointsAuthError(exceptions.APIException):
+    """A Points API refusal with the contract's errorCode."""
+
+    def __init__(self, error_code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status_code = status
+        self.error_code = error_code
+
+
+def uuid7_time(value: str) -> dt.datetime | None:
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    if parsed.version != 7 or str(parsed) != value.lower():
+        return None
+    millis = parsed.int >> 80
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
+
+
+class HMACAuthentication(BaseAuthentication):
+    """`X-API-KEY`, `X-API-REQUEST` (UUIDv7), `X-API-SIGNATURE`, checked in the contract's order:
+    headers present; key known and active; signature; freshness; request id never seen.
+
+    The request id is spent only once the signature is good, so a forged request cannot
+    burn a genuine one.
+    """
+
+    def authenticate(self, request):
+        key = request.headers.get("X-API-KEY", "")
+        request_id = request.headers.get("X-API-REQUEST", "")
+        given = request.headers.get("X-API-SIGNATURE", "")
+        if not (key and request_id and given):
+            raise PointsAuthError(
+                "ERR-MISSING-HEADERS",
+                "X-API-KEY, X-API-REQUEST and X-API-SIGNATURE are required.",
+                401,
+            )
+        partner = (
+            Partner.objects.select_related("user")
+            .filter(hmac_key=key, active=True, user__is_active=True)
+            .first()
+        )
+        if partner is None:
+            raise PointsAuthError("ERR-AUTH-FAILED", "Authentication failed.", 401)
+        body = json_body(request, allow_empty=True)
+        canonical = "" if request.method == "GET" or body is None else signing.canonical_json(body)
+        secret = credentials.decrypt_secret(partner.hmac_secret_encrypted)
+        expected = signing.sign(secret, request.method, request.path, request_id, canonical)
+        if not signing.signature_matches(expected, given):
+            raise PointsAuthError("ERR-INVALID-SIGNATURE", "Invalid signature.", 401)
+        issued = uuid7_time(request_id)
+        if issued is None:
+            raise PointsAuthError("ERR-AUTH-FAILED", "X-API-REQUEST must be a UUIDv7.", 401)
+        skew = settings.POINTS_API_MAX_SKEW_SECONDS
+        if abs((timezone.now() - issued).total_seconds()) > skew:
+            raise PointsAuthError("ERR-REQUEST-EXPIRED", "The request has expired.", 401)
+        # Remembered for longer than a request id can stay fresh, so a replay is always caught.
+        if not cache.add(f"points-request:{partner.pk}:{request_id.lower()}", 1, 2 * skew + 60):
+            raise PointsAuthError(
+                "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
+            )
+        partner.hmac_secret = secret  # to sign the response; never stored or logged
+        return partner.user, partner
+
+    def authenticate_header(self, request) -> str:
+        return "HMAC"
