@@ -214,7 +214,8 @@ def test_a_tampered_body_or_path_fails_the_signature(points_api, wallet):
 
 
 def test_a_body_signed_with_other_key_order_and_spacing_is_accepted(points_api, wallet):
-    body = f'{{ "yggRedemptionId" : "r-1",\n "deductPoints": 5.0, "address": "{wallet.wallet_address}" }}'
+    address = wallet.wallet_address
+    body = f'{{ "yggRedemptionId" : "r-1",\n "deductPoints": 5.0, "address": "{address}" }}'
     response = points_api.call("POST", "/deduct-points-by-address", raw=body)
     assert response.status_code == 200 and points(wallet) == 4995
 
