@@ -14,7 +14,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from partners import credentials, signing
-from partners.api.body import json_body
+from partners.api.body import json_body, raw_body
 from partners.models import Partner
 
 
@@ -112,8 +112,10 @@ class HMACAuthentication(BaseAuthentication):
         )
         if partner is None:
             raise PointsAuthError("ERR-AUTH-FAILED", "Authentication failed.", 401)
-        body = json_body(request, allow_empty=True)
-        canonical = "" if request.method == "GET" or body is None else signing.canonical_json(body)
+        if request.method == "GET" or not raw_body(request).strip():
+            canonical = ""
+        else:  # a JSON `null` body is not an empty one: it canonicalises to "null"
+            canonical = signing.canonical_json(json_body(request))
         secret = credentials.decrypt_secret(partner.hmac_secret_encrypted)
         expected = signing.sign(secret, request.method, request.path, request_id, canonical)
         if not signing.signature_matches(expected, given):
