@@ -1,11 +1,16 @@
 import os
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
 
 from accounts.services import staff_create
 from loyalty.audit import Channel
 from partners.services import partner_create
 from tests import factories
+
+# Django's live server listens with a backlog of 10; the race tests open 30 connections at once
+# (gunicorn, which serves production, has a backlog of 2048).
+WSGIServer.request_queue_size = 128
 
 
 def pytest_collection_modifyitems(config, items):
@@ -14,10 +19,13 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError("CI runs the suite on PostgreSQL: set DATABASE_URL")
 
 
-@pytest.fixture(autouse=True)
-def _plain_http_test_client(settings):
+@pytest.fixture(autouse=True, scope="session")
+def _plain_http_test_client():
     # The suite runs with production settings (DEBUG off) but talks plain HTTP to the test
-    # client, and does not run collectstatic.
+    # client and the live server, and does not run collectstatic. Session-wide, because the
+    # live server builds its middleware once, when it starts.
+    from django.conf import settings
+
     settings.SECURE_SSL_REDIRECT = False
     settings.STORAGES = {
         **settings.STORAGES,
