@@ -23,6 +23,7 @@ from partners.api.base import PartnerAPIView
 from partners.api.errors import handled
 from partners.api.fields import ContractIntegerField
 from partners.authentication import PartnerTokenAuthentication
+from partners.schema import IDEMPOTENCY_KEY
 
 
 class BalanceAPIError(DomainError):
@@ -146,6 +147,9 @@ ErrorSchema = inline_serializer(
 
 
 class BalanceView(PartnerAPIView):
+    """Balance API (Stamps-compatible). `Authorization: Token <key>` or `Bearer <key>`.
+    Errors are `{"detail", "error_message", "error_code", "errors"}`."""
+
     authentication_classes = [PartnerTokenAuthentication]
     family_exception_handler = balance_exception_handler
     operation = None
@@ -179,6 +183,7 @@ class BalanceView(PartnerAPIView):
 
 _move_schema = extend_schema(
     tags=["Balance API"],
+    parameters=[IDEMPOTENCY_KEY],
     request=MoveSerializer,
     responses={200: SuccessSchema, 400: ErrorSchema, 422: ErrorSchema},
 )
@@ -201,6 +206,7 @@ class BalanceDebitView(BalanceView):
 class BalanceCancelView(BalanceView):
     @extend_schema(
         tags=["Balance API"],
+        parameters=[IDEMPOTENCY_KEY],
         request=CancelSerializer,
         responses={200: SuccessSchema, 400: ErrorSchema, 404: ErrorSchema, 422: ErrorSchema},
     )

@@ -6,7 +6,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from partners.api.body import PartnerJSONParser
+from partners.api.body import AnyContentTypeJSONParser, PartnerJSONParser
 from partners.models import Partner
 from partners.throttling import PartnerRateThrottle
 
@@ -17,12 +17,13 @@ class IsPartner(BasePermission):
 
 
 class PartnerAPIView(APIView):
-    """Base of every partner endpoint. Subclasses set `authentication_classes` and
-    `family_exception_handler` (a function (exc, context) -> Response)."""
+    # Base of every partner endpoint (a comment, not a docstring: docstrings become the
+    # OpenAPI descriptions). Families set `authentication_classes` and
+    # `family_exception_handler`, a function (exc, context) -> Response.
 
     permission_classes = [IsPartner]
     throttle_classes = [PartnerRateThrottle]
-    parser_classes = [PartnerJSONParser]
+    parser_classes = [PartnerJSONParser, AnyContentTypeJSONParser]
     renderer_classes = [JSONRenderer]
     family_exception_handler = None
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 MAX_AMOUNT = 10**12
 _DIGITS = re.compile(r"[0-9]+")
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]})
 class ContractIntegerField(serializers.Field):
     """A JSON integer or a string of digits; no booleans, fractions, nulls or empty strings."""
 
@@ -47,6 +49,7 @@ class ContractIntegerField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "string", "format": "date", "example": "2026-12-31"})
 class YmdField(serializers.Field):
     """A date written `YYYY-MM-DD` or `YYYYMMDD`."""
 
@@ -65,6 +68,7 @@ class YmdField(serializers.Field):
         return value.isoformat()
 
 
+@extend_schema_field({"type": "string", "enum": ["Y", "N"]}, component_name="YesNo")
 class YNField(serializers.Field):
     """Vivoldi's `"Y"`/`"N"` flags."""
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
@@ -30,6 +35,7 @@ from partners.api.errors import handled
 from partners.api.fields import ContractIntegerField, text
 from partners.authentication import HMACAuthentication, PointsAuthError
 from partners.models import Partner
+from partners.schema import IDEMPOTENCY_KEY, SIGNED_REQUEST
 
 
 class PointsAPIError(DomainError):
@@ -114,6 +120,7 @@ class RevertSerializer(DeductSerializer):
     revertReason = text(500)
 
 
+@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "format": "decimal"}]})
 class FlexibleDecimalField(serializers.Field):
     """A JSON number or numeric string, kept exactly as a Decimal."""
 
@@ -134,6 +141,7 @@ class FlexibleDecimalField(serializers.Field):
         return str(value)
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]})
 class MomentField(serializers.Field):
     """An ISO 8601 timestamp or a Unix time in seconds or milliseconds."""
 
@@ -186,6 +194,9 @@ PointsError = _schema(
 
 
 class PointsView(PartnerAPIView):
+    """Points API (YGG Redeem-compatible), HMAC-signed both ways. Acts on the partner's
+    primary merchant. Errors are `{"success": false, "errorCode", "errorMessage"}`."""
+
     authentication_classes = [HMACAuthentication]
     renderer_classes = [CanonicalJSONRenderer]
     family_exception_handler = points_exception_handler
@@ -214,7 +225,7 @@ class PointsView(PartnerAPIView):
 class GetPointsView(PointsView):
     @extend_schema(
         tags=["Points API"],
-        parameters=[OpenApiParameter("address", str, required=True)],
+        parameters=[OpenApiParameter("address", str, required=True), *SIGNED_REQUEST],
         responses={
             200: _schema(
                 "PointsBalance",
@@ -245,6 +256,7 @@ class DeductPointsView(PointsView):
     @extend_schema(
         tags=["Points API"],
         request=DeductSerializer,
+        parameters=[*SIGNED_REQUEST, IDEMPOTENCY_KEY],
         responses={
             200: _schema("PointsDeducted", partnerTransactionId=serializers.CharField()),
             401: PointsError,
@@ -272,6 +284,7 @@ class RevertDeductView(PointsView):
     @extend_schema(
         tags=["Points API"],
         request=RevertSerializer,
+        parameters=[*SIGNED_REQUEST, IDEMPOTENCY_KEY],
         responses={
             200: _schema(
                 "PointsReverted",
@@ -326,6 +339,7 @@ class ConfirmRedemptionView(PointsView):
     @extend_schema(
         tags=["Points API"],
         request=ConfirmSerializer,
+        parameters=[*SIGNED_REQUEST, IDEMPOTENCY_KEY],
         responses={
             200: _schema("RedemptionConfirmed"),
             400: PointsError,

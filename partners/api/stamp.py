@@ -24,6 +24,7 @@ from partners.api.base import PartnerAPIView
 from partners.api.errors import handled
 from partners.api.fields import ContractIntegerField, YmdField, YNField, text
 from partners.authentication import APIKeyAuthentication
+from partners.schema import IDEMPOTENCY_KEY
 
 BUSINESS_CODES = {
     "stamp_not_found": 1001,
@@ -151,7 +152,15 @@ def _envelope_schema(name: str, result=None):
     )
 
 
+StampEnvelope = _envelope_schema("StampEnvelope")
+
+
 class StampView(PartnerAPIView):
+    """Stamp API (Vivoldi-compatible). `Authorization: APIKey <key>`. Answers are
+    `{"code", "message", "result"}`: code 0 is success; business refusals are HTTP 200 with
+    codes 1001-1007; invalid input is HTTP 400 (code 400); a reused Idempotency-Key is HTTP
+    422 (code 1008)."""
+
     authentication_classes = [APIKeyAuthentication]
     family_exception_handler = stamp_exception_handler
 
@@ -168,6 +177,7 @@ class StampView(PartnerAPIView):
 class StampCreateView(StampView):
     @extend_schema(
         tags=["Stamp API"],
+        parameters=[IDEMPOTENCY_KEY],
         request=CreateSerializer,
         responses=_envelope_schema("StampCreateEnvelope", serializers.IntegerField()),
         summary="Create a stamp (result: the new stampIdx)",
@@ -203,8 +213,9 @@ class StampCreateView(StampView):
 class StampAddView(StampView):
     @extend_schema(
         tags=["Stamp API"],
+        parameters=[IDEMPOTENCY_KEY],
         request=StampIdxSerializer,
-        responses=_envelope_schema("StampEnvelope"),
+        responses=StampEnvelope,
         summary="Add one stamp",
     )
     @idempotent
@@ -217,8 +228,9 @@ class StampAddView(StampView):
 class StampRemoveView(StampView):
     @extend_schema(
         tags=["Stamp API"],
+        parameters=[IDEMPOTENCY_KEY],
         request=RemoveSerializer,
-        responses=_envelope_schema("StampEnvelope"),
+        responses=StampEnvelope,
         summary="Remove one stamp (a correction: never below 0, capped per stamp per day)",
     )
     @idempotent
@@ -249,8 +261,9 @@ class StampValidateView(StampView):
 class StampUpdateView(StampView):
     @extend_schema(
         tags=["Stamp API"],
+        parameters=[IDEMPOTENCY_KEY],
         request=UpdateSerializer,
-        responses=_envelope_schema("StampEnvelope"),
+        responses=StampEnvelope,
         summary="Update a stamp (setting `stamps` is an audited correction)",
     )
     @idempotent
@@ -277,7 +290,7 @@ class StampDeleteView(StampView):
     @extend_schema(
         tags=["Stamp API"],
         parameters=[OpenApiParameter("stampIdx", int, required=True)],
-        responses=_envelope_schema("StampEnvelope"),
+        responses={200: StampEnvelope},
         summary="Deactivate and hide a stamp (its history is kept)",
     )
     def delete(self, request):
