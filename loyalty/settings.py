@@ -170,6 +170,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BalanceUpdateStatusEnum": "ledger.models.BalanceUpdate.Status",
+        "RedemptionOutcomeEnum": ["claimed", "reverted"],
+    },
 }
 
 # Request bodies above 64 KiB are refused (413 in each API family's shape).
