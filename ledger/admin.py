@@ -1,0 +1,295 @@
+"""Admin pages for the ledger: read-only rows, corrective actions, no delete anywhere.
+
+Ledger rows are immutable here (amounts, owners and balances-after are never editable, as
+the database triggers also insist); the only writes are the corrections, each through its
+service, and the creation of a stamp card.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Q
+
+from accounts.admin import MAX_ID_DIGITS, customer_q
+from ledger import services
+from ledger.admin_corrections import (
+    CANCEL_BALANCE_UPDATES,
+    REMOVE_STAMP,
+    REVERT_POINT_DEDUCTIONS,
+    CorrectionsMixin,
+    correction_action,
+)
+from ledger.admin_views import install_site_pages
+from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from loyalty.admin_site import BackOfficeAdmin, admin_link, changelist_link
+from loyalty.audit import Channel
+
+install_site_pages(admin.site)
+
+
+class ReadOnlyLedgerAdmin(BackOfficeAdmin):
+    """Every field read-only for everyone, superusers included; search on indexed columns."""
+
+    search_fields = ["=id"]  # shows the search box; get_search_results does the work
+    search_help_text = "Exact id, or a customer's email, member id or wallet address."
+    sortable_by = ["id", "created"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def search_q(self, term: str) -> Q:
+        q = Q(customer__in=self.customer_ids(term))
+        if term.isdigit() and len(term) <= MAX_ID_DIGITS:
+            q |= Q(pk=int(term))
+        return q
+
+    @staticmethod
+    def customer_ids(term: str):
+        from accounts.models import Customer
+
+        return Customer.objects.filter(customer_q(term)).values("pk")
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(self.search_q(term)), False
+
+    @admin.display(description="Customer", ordering="customer_id")
+    def customer_link(self, obj):
+        return admin_link(obj.customer)
+
+    @admin.display(description="Merchant", ordering="merchant_id")
+    def merchant_link(self, obj):
+        return admin_link(obj.merchant)
+
+
+@admin.register(StampCard)
+class StampCardAdmin(BackOfficeAdmin):
+    list_display = ["id", "name", "merchant_link", "max_stamps", "created", "stamps_link"]
+    list_display_links = ["id", "name"]
+    list_filter = ["merchant"]
+    list_select_related = ["merchant"]
+    search_fields = ["name"]
+    autocomplete_fields = ["merchant"]
+    sortable_by = ["id", "name", "created"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["merchant", "name", "max_stamps"]
+        return ["id", "merchant", "name", "max_stamps", "created", "stamps_link"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a card's merchant and maximum are frozen; no service renames it
+
+    def call_service(self, request, form, change):
+        return services.stamp_card_create(
+            actor=request.user,
+            channel=Channel.ADMIN,
+            merchant=form.cleaned_data["merchant"],
+            name=form.cleaned_data["name"],
+            max_stamps=form.cleaned_data["max_stamps"],
+        )
+
+    @admin.display(description="Merchant", ordering="merchant_id")
+    def merchant_link(self, obj):
+        return admin_link(obj.merchant)
+
+    @admin.display(description="Stamps")
+    def stamps_link(self, obj):
+        return changelist_link(Stamp, "stamps →", card__id__exact=obj.pk)
+
+
+@admin.register(Stamp)
+class StampAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
+    corrections = (REMOVE_STAMP,)
+    actions = [correction_action(c) for c in corrections]
+    list_display = [
+        "id",
+        "customer_link",
+        "card_link",
+        "merchant_link",
+        "count_display",
+        "active",
+        "redeemed",
+        "deleted_at",
+        "start_date",
+        "end_date",
+        "created",
+    ]
+    list_filter = ["merchant"]
+    list_select_related = ["customer", "card", "merchant"]
+    raw_id_fields = ["merchant", "card", "customer"]
+    fields = [
+        "id",
+        "customer",
+        "card",
+        "merchant",
+        "count",
+        "max_stamps",
+        "active",
+        "redeemed",
+        "deleted_at",
+        "start_date",
+        "end_date",
+        "memo",
+        "external_user_id",
+        "external_user_name",
+        "external_user_phone",
+        "external_user_email",
+        "created",
+    ]
+
+    def has_remove_stamp_permission(self, request) -> bool:
+        return request.user.has_perm("ledger.remove_stamp")
+
+    @admin.display(description="Card", ordering="card_id")
+    def card_link(self, obj):
+        return admin_link(obj.card, obj.card.name)
+
+    @admin.display(description="Count")
+    def count_display(self, obj):
+        return f"{obj.count}/{obj.max_stamps}"
+
+
+@admin.register(BalanceUpdate)
+class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
+    corrections = (CANCEL_BALANCE_UPDATES,)
+    actions = [correction_action(c) for c in corrections]
+    list_display = [
+        "id",
+        "customer_link",
+        "merchant_link",
+        "store",
+        "effect",
+        "signed_amount_display",
+        "status",
+        "balance_after",
+        "reason_or_cancel_reason",
+        "created",
+        "canceled_at",
+    ]
+    # Filters on indexed columns only (merchant: (merchant, id); created: its own index).
+    list_filter = ["merchant", "created"]
+    list_select_related = ["customer", "merchant", "store"]
+    raw_id_fields = ["customer", "merchant", "store", "canceled_by"]
+    fields = [
+        "id",
+        "customer",
+        "merchant",
+        "store",
+        "type",
+        "effect",
+        "amount",
+        "status",
+        "balance_after",
+        "reason",
+        "created",
+        "canceled_at",
+        "canceled_by",
+        "cancel_reason",
+    ]
+
+    def has_cancel_balanceupdate_permission(self, request) -> bool:
+        return request.user.has_perm("ledger.cancel_balanceupdate")
+
+    @admin.display(description="Amount", ordering="amount")
+    def signed_amount_display(self, obj):
+        return f"{obj.signed_amount:+d}"
+
+    @admin.display(description="Reason")
+    def reason_or_cancel_reason(self, obj):
+        return obj.cancel_reason or obj.reason or "-"
+
+
+@admin.register(PointTransaction)
+class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
+    corrections = (REVERT_POINT_DEDUCTIONS,)
+    actions = [correction_action(c) for c in corrections]
+    search_help_text = (
+        "Exact id, partner transaction id, redemption id, or a customer's email, member id "
+        "or wallet address."
+    )
+    list_display = [
+        "id",
+        "customer_link",
+        "merchant_link",
+        "partner",
+        "kind",
+        "points_display",
+        "points_after",
+        "redemption_id",
+        "partner_transaction_id",
+        "revert_link",
+        "confirmation_status",
+        "needs_attention",
+        "created",
+    ]
+    # Filters on indexed columns only (merchant: (merchant, id); partner: FK index;
+    # created: its own index).
+    list_filter = ["merchant", "partner", "created"]
+    list_select_related = ["customer", "merchant", "partner", "reverts", "reverted_by"]
+    raw_id_fields = ["customer", "merchant", "partner", "reverts"]
+    fields = [
+        "id",
+        "customer",
+        "merchant",
+        "partner",
+        "kind",
+        "points",
+        "points_after",
+        "redemption_id",
+        "partner_transaction_id",
+        "reverts",
+        "reverted_by_link",
+        "reason",
+        "created",
+        "confirmation_status",
+        "confirmed_at",
+        "needs_attention",
+        "usd_amount",
+        "ygg_amount",
+        "price_ygg_usd",
+        "txn_confirmed",
+        "txn_hash",
+        "initial_at",
+        "pending_at",
+        "claimed_at",
+        "reverted_at",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("reverted_by")
+
+    def search_q(self, term: str) -> Q:
+        return (
+            super().search_q(term)
+            | Q(partner_transaction_id=term)  # unique index
+            | Q(redemption_id=term, kind=PointTransaction.Kind.DEDUCT)  # partial unique index
+        )
+
+    def has_revert_pointtransaction_permission(self, request) -> bool:
+        return request.user.has_perm("ledger.revert_pointtransaction")
+
+    @admin.display(description="Points", ordering="points")
+    def points_display(self, obj):
+        return f"{obj.points:+d}"
+
+    @admin.display(description="Revert")
+    def revert_link(self, obj):
+        if obj.kind == PointTransaction.Kind.REVERT:
+            return admin_link(obj.reverts, f"reverts #{obj.reverts_id}")
+        reverted_by = getattr(obj, "reverted_by", None)
+        if reverted_by is not None:
+            return admin_link(reverted_by, f"reverted by #{reverted_by.pk}")
+        return "-"
+
+    @admin.display(description="Reverted by")
+    def reverted_by_link(self, obj):
+        return self.revert_link(obj)

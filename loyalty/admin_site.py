@@ -1,0 +1,205 @@
+"""The back office's admin plumbing: big-table defaults, service-backed forms, history pages.
+
+Every audited model's admin derives from `BackOfficeAdmin`. It never deletes, never counts
+millions of rows, and never saves a model itself: forms run their service (`call_service`),
+first in a rolled-back dry run during validation so refusals become form errors, then for
+real in `save_model`, attributed to the staff user on the `admin` channel.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+from ledger import history
+from loyalty.errors import DomainError, InvalidInput
+from loyalty.preview import dry_run
+
+MASK = "••••••"
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most `cap` rows; past that, an unfiltered table uses PostgreSQL's estimate.
+
+    `COUNT(*)` over millions of rows on every changelist page is the classic slow admin;
+    a capped count stops early, and `is_capped` lets the page say "more than".
+    """
+
+    cap = 10_000
+    is_capped = False
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not hasattr(queryset, "query"):
+            return super().count
+        capped = queryset.order_by().values("pk")[: self.cap + 1].count()
+        if capped <= self.cap:
+            self.is_capped = False
+            return capped
+        self.is_capped = True
+        estimate = self._estimate(queryset) if not queryset.query.where else 0
+        return max(estimate, self.cap)
+
+    @staticmethod
+    def _estimate(queryset) -> int:
+        connection = connections[queryset.db]
+        if connection.vendor != "postgresql":
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                [queryset.model._meta.db_table],
+            )
+            row = cursor.fetchone()
+        return max(int(row[0]), 0) if row else 0
+
+
+def admin_link(obj, label: str | None = None) -> str:
+    """A link to `obj`'s admin page (no query: uses the object already loaded)."""
+    if obj is None:
+        return "-"
+    opts = obj._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label if label is not None else str(obj))
+
+
+def changelist_link(model, label: str, **filters) -> str:
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), label)
+
+
+def object_history_page(model, object_id, *, before: int | None = None, limit: int = 50):
+    """One page of an object's versions, newest first, and the `before` of the next page.
+
+    Like `ledger.history.object_history`, one query, but bounded: a customer with a million
+    point movements has a million versions.
+    """
+    rows = model.history.filter(id=object_id).select_related("history_user__partner")
+    if before is not None:
+        rows = rows.filter(history_id__lt=before)
+    rows = list(rows.order_by("-history_id")[: limit + 1])
+    fields = history.tracked_fields(model)
+    label = history.model_label(model)
+    versions = [
+        history._version(label, row, rows[i + 1] if i + 1 < len(rows) else None, fields)
+        for i, row in enumerate(rows[:limit])
+    ]
+    next_before = versions[-1].history_id if len(rows) > limit else None
+    return versions, next_before
+
+
+class BackOfficeAdmin(admin.ModelAdmin):
+    """Defaults for every audited model: see the module docstring."""
+
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    list_per_page = 50
+    change_form_template = "admin/backoffice/change_form.html"
+    object_history_template = "admin/backoffice/object_history.html"
+    history_page_size = 50
+    # Fields whose values the history page masks (identifiers of credentials).
+    history_masked_fields: tuple[str, ...] = ()
+
+    # --- nothing is ever deleted, nothing is saved without a service ---------------------
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def call_service(self, request, form, change: bool):
+        """Run the service that creates or changes the object; subclasses that allow a form."""
+        raise PermissionDenied("no service writes this model from the admin")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class ServiceForm(base):
+            def clean(self):
+                cleaned = super().clean()
+                if not self.errors:
+                    try:
+                        dry_run(lambda: model_admin.call_service(request, self, change))
+                    except InvalidInput as exc:
+                        self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+                    except DomainError as exc:
+                        self.add_error(None, exc.message)
+                return cleaned
+
+        ServiceForm.__name__ = base.__name__
+        return ServiceForm
+
+    def save_model(self, request, obj, form, change) -> None:
+        saved = self.call_service(request, form, change)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change) -> None:
+        """Nothing to save: the service wrote the object and its relations."""
+
+    # --- history -------------------------------------------------------------------------
+
+    def has_history_permission(self, request) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.view_historical{opts.model_name}")
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not (self.has_view_or_change_permission(request, obj)) or not (
+            self.has_history_permission(request)
+        ):
+            raise PermissionDenied
+        try:
+            before = int(request.GET.get("before", ""))
+        except ValueError:
+            before = None
+        versions, next_before = object_history_page(
+            self.model, obj.pk, before=before, limit=self.history_page_size
+        )
+        for version in versions:
+            for i, change in enumerate(version.changes):
+                if change.field in self.history_masked_fields:
+                    version.changes[i] = history.Change(
+                        change.field, MASK if change.old else change.old, MASK
+                    )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {obj}",
+            "subtitle": None,
+            "versions": versions,
+            "next_url": f"?{urlencode({'before': next_before})}" if next_before else None,
+            "first_url": request.path if before is not None else None,
+            "module_name": str(self.opts.verbose_name_plural).capitalize(),
+            "object": obj,
+            "opts": self.opts,
+            "preserved_filters": self.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.object_history_template, context)
+
+    # --- object page buttons ---------------------------------------------------------------
+
+    def object_buttons(self, request, obj) -> list[tuple[str, str]]:
+        """(label, url) of the actions this user may run on `obj`, shown on its page."""
+        return []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["object_buttons"] = self.object_buttons(request, obj) if obj is not None else []
+        return super().render_change_form(request, context, add, change, form_url, obj)
