@@ -31,12 +31,18 @@ run: migrate
 	@echo
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-# Production-like: gunicorn, DEBUG off, no seeding.
+# Production-like: gunicorn (WEB_CONCURRENCY workers), DEBUG off, JSON logs, psycopg's pool,
+# no seeding. Plain HTTP on $(PORT) for tools and load balancers; set SECURE_SSL_REDIRECT=1
+# when TLS terminates in front of it.
 serve: export DEBUG = 0
+serve: export PORT := $(PORT)
+serve: export WEB_CONCURRENCY := $(WEB_CONCURRENCY)
+serve: export ALLOWED_HOSTS ?= localhost,127.0.0.1
+serve: export SECURE_SSL_REDIRECT ?= 0
+serve: export DATABASE_POOL ?= 1
 serve: install
 	$(PY) manage.py collectstatic --noinput -v0
-	$(VENV)/bin/gunicorn loyalty.wsgi --bind 0.0.0.0:$(PORT) --workers $(WEB_CONCURRENCY) \
-		--access-logfile - --error-logfile -
+	exec $(VENV)/bin/gunicorn loyalty.wsgi --config python:loyalty.gunicorn_conf
 
 # The whole suite on PostgreSQL (DATABASE_URL chooses the server; default the local one).
 test: install

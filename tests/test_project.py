@@ -95,3 +95,42 @@ def test_healthz_is_not_redirected_to_https_but_the_rest_is(client, settings):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/healthz").status_code == 200
     assert client.get("/admin/").status_code == 301
+
+
+def test_log_lines_are_json_with_the_request_id(client, db, capsys):
+    import json
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)  # the production config, JSON lines
+    try:
+        client.get("/healthz", HTTP_X_REQUEST_ID="req-42")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    access = [line for line in lines if line["logger"] == "loyalty.access"]
+    assert access and access[-1]["request_id"] == "req-42"
+    assert access[-1]["status"] == 200 and access[-1]["path"] == "/healthz"
+    assert {"time", "level", "duration_ms", "method"} <= access[-1].keys()
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": "x7#" + "k2P9q" * 12,
+        "ALLOWED_HOSTS": "loyalty.example",
+        "SECURE_SSL_REDIRECT": "1",
+        "FIELD_ENCRYPTION_KEY": "q2Zl0z3Y0m2Xq8n2b3o4Jm0Zx7Vd5lWcXr2Qe8yTt1U=",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
