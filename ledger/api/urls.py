@@ -1,3 +1,26 @@
-"""Staff REST API (/api/v1/): filled in by the staff API work (issue 5)."""
+"""Staff REST API (/api/v1/): resource viewsets, history, audit log (CONTRACT.md section 5)."""
 
-urlpatterns: list = []
+from django.urls import path, re_path
+from rest_framework.routers import SimpleRouter
+
+from ledger.api import views
+from ledger.api.errors import not_found
+
+router = SimpleRouter()
+router.register("merchants", views.MerchantViewSet, basename="staff-merchant")
+router.register("stores", views.StoreViewSet, basename="staff-store")
+router.register("stamp-cards", views.StampCardViewSet, basename="staff-stampcard")
+router.register("customers", views.CustomerViewSet, basename="staff-customer")
+router.register("stamps", views.StampViewSet, basename="staff-stamp")
+router.register("balance-updates", views.BalanceUpdateViewSet, basename="staff-balanceupdate")
+router.register(
+    "point-transactions", views.PointTransactionViewSet, basename="staff-pointtransaction"
+)
+router.register("partners", views.PartnerViewSet, basename="staff-partner")
+
+urlpatterns = [
+    *router.urls,
+    path("audit-log/", views.AuditLogView.as_view(), name="staff-audit-log"),
+    # Anything else under /api/v1/: a 404 in this API's error shape, not Django's HTML page.
+    re_path(r"^.*$", not_found),
+]
