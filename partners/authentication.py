@@ -8,14 +8,14 @@ import datetime as dt
 import uuid
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from partners import credentials, signing
 from partners.api.body import json_body, raw_body
-from partners.models import Partner
+from partners.models import Partner, SignedRequestId
 
 
 def partner_by_api_key(api_key: str) -> Partner | None:
@@ -87,6 +87,22 @@ def uuid7_time(value: str) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
 
 
+def remember_request_id(partner: Partner, request_id: str) -> bool:
+    """Record a request id as used; False when it was used before (a replay).
+
+    Committed at once, outside the request's transaction: a request refused later (say for
+    insufficient points) has still spent its id, as the contract wants.
+    """
+    table = connection.ops.quote_name(SignedRequestId._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (partner_id, request_id, created) VALUES (%s, %s, %s) "  # noqa: S608
+            "ON CONFLICT (partner_id, request_id) DO NOTHING",
+            [partner.pk, uuid.UUID(request_id), timezone.now()],
+        )
+        return cursor.rowcount == 1
+
+
 class HMACAuthentication(BaseAuthentication):
     """`X-API-KEY`, `X-API-REQUEST` (UUIDv7), `X-API-SIGNATURE`, checked in the contract's order:
     headers present; key known and active; signature; freshness; request id never seen.
@@ -126,8 +142,7 @@ class HMACAuthentication(BaseAuthentication):
         skew = settings.POINTS_API_MAX_SKEW_SECONDS
         if abs((timezone.now() - issued).total_seconds()) > skew:
             raise PointsAuthError("ERR-REQUEST-EXPIRED", "The request has expired.", 401)
-        # Remembered for longer than a request id can stay fresh, so a replay is always caught.
-        if not cache.add(f"points-request:{partner.pk}:{request_id.lower()}", 1, 2 * skew + 60):
+        if not remember_request_id(partner, request_id):
             raise PointsAuthError(
                 "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
             )

@@ -43,3 +43,26 @@ class Partner(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SignedRequestId(models.Model):
+    """An X-API-REQUEST already used with a credential (Points API replay protection).
+
+    Kept in PostgreSQL rather than a cache: a cache that evicts, culls or restarts empty
+    cannot prove that a request id was never seen. Rows older than twice the allowed clock
+    skew can no longer matter and are purged (`manage.py purge_expired`).
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    request_id = models.UUIDField()
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "request_id"], name="signedrequestid_once_per_partner"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.request_id)

@@ -331,3 +331,16 @@ def test_a_staff_revert_then_a_partner_revert_is_a_duplicate(points_api, wallet,
     revert = {**deduct_body(wallet), "partnerTransactionId": txn_id, "revertReason": "x"}
     assert points_api.post("/revert-deduct-points", revert).status_code == 409
     assert points(wallet) == 5000
+
+
+def test_a_replay_is_caught_however_many_requests_came_since(points_api, wallet):
+    first = points_api.get("/get-points-by-address", {"address": wallet.wallet_address})
+    for _ in range(320):  # more than a default cache's MAX_ENTRIES (300) would keep
+        assert points_api.get("/get-points-by-address", {"address": "0x1"}).status_code == 404
+    replay = points_api.call(
+        "GET",
+        "/get-points-by-address",
+        params={"address": wallet.wallet_address},
+        request_id=first.request_id,
+    )
+    assert (replay.status_code, replay.json()["errorCode"]) == (409, "ERR-DUPLICATE-REQUEST")
