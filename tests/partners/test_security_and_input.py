@@ -351,3 +351,13 @@ def test_each_family_is_throttled_per_partner_in_its_own_shape(
     other = KeyClient("APIKey", other_partner.credentials.api_key)
     response = other.call("GET", "/api/stamp/v1/validate", params={"stampIdx": stamp.pk})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [("6000/min", (6000, 60)), ("10/s", (10, 1)), ("5/hour", (5, 3600)), ("7/day", (7, 86400))],
+)
+def test_rates_are_read_like_drf_rates(rate, expected):
+    from partners.throttling import parse_rate
+
+    assert parse_rate(rate) == expected
