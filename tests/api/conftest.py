@@ -151,4 +151,3 @@ def ledger_snapshot() -> dict:
         "stamp_cards": list(StampCard.objects.order_by("id").values_list("id")),
         "idempotency_keys": IdempotencyKey.objects.count(),
     }
-

@@ -171,7 +171,9 @@ def test_cancel_of_a_spent_credit_is_409_and_changes_nothing(world, api_support)
         actor=None, channel=Channel.COMMAND, customer=customer, store=world["store"], amount=60
     )
     before = ledger_snapshot()
-    response = api_support.post(f"balance-updates/{world['credit'].pk}/cancel/", {"reason": "x" * 3})
+    response = api_support.post(
+        f"balance-updates/{world['credit'].pk}/cancel/", {"reason": "x" * 3}
+    )
     assert response.status_code == 409
     assert response.json()["code"] == "insufficient_balance"
     assert ledger_snapshot() == before
@@ -360,7 +362,9 @@ def test_same_key_for_different_users_does_not_collide(world, api_support, super
 
     path = f"customers/{world['customer'].pk}/adjust-points/"
     headers = {"Idempotency-Key": "shared"}
-    assert api_support.post(path, {"amount": 1, "reason": "one"}, headers=headers).status_code == 200
+    assert (
+        api_support.post(path, {"amount": 1, "reason": "one"}, headers=headers).status_code == 200
+    )
     admin = StaffClient(token_for(superuser))
     assert admin.post(path, {"amount": 2, "reason": "two"}, headers=headers).status_code == 200
     assert Customer.objects.get(pk=world["customer"].pk).points == 93

@@ -36,7 +36,9 @@ def test_lists_carry_the_contract_fields(world, api_auditor, resource):
 def test_values_are_as_stored(world, api_auditor):
     customer, deduction = world["customer"], world["deduction"]
     body = api_auditor.get(f"customers/{customer.pk}/").json()
-    assert body["balance"] == 100 and body["points"] == 90 and body["merchant"] == customer.merchant_id
+    assert (
+        body["balance"] == 100 and body["points"] == 90 and body["merchant"] == customer.merchant_id
+    )
     row = api_auditor.get(f"point-transactions/{deduction.pk}/").json()
     assert row["kind"] == "deduct" and row["points"] == -10  # signed, as stored
     assert row["redemption_id"] == "redemption-1"
