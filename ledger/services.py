@@ -442,15 +442,12 @@ def point_deduct(
 
     try:
         with transaction.atomic():
-            # Under the customer's lock a duplicate for the same customer is already visible;
-            # a duplicate for another customer is stopped by the UNIQUE constraint below.
-            locked = _lock_customer(customer.pk)
-            if (original := existing()) is not None:
-                raise errors.DuplicateRedemption(original)
+            # No look-up first: the UNIQUE constraint decides, and the duplicate path (rare)
+            # reads the original only when the insert has been refused.
             return _points_move(
                 actor=actor,
                 channel=channel,
-                customer=locked,
+                customer=_lock_customer(customer.pk),
                 points=-points,
                 kind=PointTransaction.Kind.DEDUCT,
                 operation="points_deduct",
@@ -458,6 +455,12 @@ def point_deduct(
                 partner=partner,
                 redemption_id=redemption_id,
             )
+    except errors.InsufficientPoints:
+        # A repeat of a redemption that was deducted is a duplicate, even if the points are
+        # now too few for a second one.
+        if (original := existing()) is not None:
+            raise errors.DuplicateRedemption(original) from None
+        raise
     except IntegrityError as exc:
         if "pointtransaction_one_deduction_per_redemption" in _constraint_name(exc):
             original = existing()

@@ -185,6 +185,9 @@ PARTNER_THROTTLE_RATE = os.environ.get("PARTNER_THROTTLE_RATE", "6000/min")
 POINTS_API_MAX_SKEW_SECONDS = env_int("POINTS_API_MAX_SKEW_SECONDS", 300)
 IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
 
+# The load benchmark's baseline endpoint (bench/load.py); off in every real deployment.
+BENCH_NOOP_ENDPOINT = env_bool("BENCH_NOOP_ENDPOINT", False)
+
 # Logs: JSON lines (one object a line, with the request id) unless LOG_FORMAT=plain.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json")
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")

@@ -35,12 +35,10 @@ class PartnerRateThrottle(BaseThrottle):
         limit, period = parse_rate(settings.PARTNER_THROTTLE_RATE)
         now = time.time()
         key = f"throttle:partner:{partner.pk}:{period}:{int(now // period)}"
-        cache.add(key, 0, timeout=period + 1)
         try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=period + 1)
-            count = 1
+            count = cache.incr(key)  # one round trip, except for a window's first request
+        except ValueError:
+            count = 1 if cache.add(key, 1, timeout=period + 1) else cache.incr(key)
         self.retry_after = period - (now % period)
         return count <= limit
 

@@ -190,3 +190,11 @@ def test_adjust_points_both_ways_with_reason(customer, support):
             actor=support, channel=Channel.STAFF_API, customer=customer, amount=-6, reason="fix"
         )
     assert Customer.objects.get(pk=customer.pk).points == 5
+
+
+def test_a_repeat_after_the_points_ran_out_is_still_a_duplicate(customer, partner):
+    fund(customer, points=100)
+    first = deduct(partner, customer, 100)
+    with pytest.raises(errors.DuplicateRedemption) as caught:
+        deduct(partner, customer, 100)
+    assert caught.value.original == first

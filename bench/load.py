@@ -1,0 +1,480 @@
+"""Load benchmark: gunicorn + PostgreSQL on this machine, signed requests built ahead of time
+and replayed by wrk, each endpoint beside a no-op DRF endpoint served by the same server in
+the same run. After every run the ledger is reconciled. Writes bench/RESULTS.md.
+
+    make bench                      # or: .venv/bin/python bench/load.py --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "loyalty_bench")
+ADMIN_URL = os.environ.get(
+    "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+HMAC_SECRET = "bench-hmac-secret"
+CONNECTIONS = 16
+ENDPOINTS = ["deduct", "debit", "remove", "get"]
+LABELS = {
+    "deduct": "POST /deduct-points-by-address",
+    "debit": "POST /api/balances/debit",
+    "remove": "PUT /api/stamp/v1/remove",
+    "get": "GET /get-points-by-address",
+    "noop": "GET /bench/noop",
+}
+
+os.environ.update(
+    DATABASE_URL=DATABASE_URL,
+    REDIS_URL=REDIS_URL,
+    DEBUG="0",
+    DJANGO_SETTINGS_MODULE="loyalty.settings",
+)
+sys.path.insert(0, str(ROOT))
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
+
+
+@dataclass
+class World:
+    partner_id: int
+    api_key: str
+    hmac_key: str
+    merchant_id: int
+    store_id: int
+    customers: list[tuple[int, str, str]]  # id, email, wallet
+    stamps: list[int]
+
+
+def provision(customers: int) -> World:
+    """Everything through the services, as production would make it."""
+    import django
+
+    django.setup()
+    from accounts.services import customer_create, merchant_create, store_create
+    from ledger import services
+    from loyalty.audit import Channel
+    from partners.services import partner_create
+
+    actor, channel = None, Channel.COMMAND
+    merchant = merchant_create(actor=actor, channel=channel, name="Bench merchant")
+    store = store_create(actor=actor, channel=channel, merchant=merchant, name="Bench store")
+    card = services.stamp_card_create(
+        actor=actor, channel=channel, merchant=merchant, name="Bench card", max_stamps=10000
+    )
+    partner, credentials = partner_create(
+        actor=actor,
+        channel=channel,
+        name="Bench partner",
+        merchants=[merchant],
+        hmac_secret=HMAC_SECRET,
+    )
+    rows, stamps = [], []
+    today = dt.date.today()
+    for i in range(customers):
+        customer = customer_create(
+            actor=actor,
+            channel=channel,
+            merchant=merchant,
+            email=f"c{i}@bench.example",
+            member_id=f"B{i}",
+            wallet_address=f"0x{i:040x}",
+        )
+        services.balance_credit(
+            actor=actor, channel=channel, customer=customer, store=store, amount=10**9
+        )
+        services.points_credit(actor=actor, channel=channel, customer=customer, points=10**9)
+        stamp = services.stamp_create(
+            actor=actor,
+            channel=channel,
+            card=card,
+            customer=customer,
+            start_date=today - dt.timedelta(days=1),
+            end_date=today + dt.timedelta(days=30),
+        )
+        services.stamp_update(
+            actor=actor, channel=channel, stamp=stamp, count=10000, reason="bench opening"
+        )
+        rows.append((customer.pk, customer.email, customer.wallet_address))
+        stamps.append(stamp.pk)
+    return World(
+        partner.pk, credentials.api_key, credentials.hmac_key, merchant.pk, store.pk, rows, stamps
+    )
+
+
+# --- request generation ---------------------------------------------------------------------
+
+
+def build_requests(world: World, endpoint: str, scenario: str, count: int, run: str) -> list[str]:
+    from uuid6 import uuid7
+
+    from partners import signing
+
+    rng = random.Random(f"{run}-{endpoint}-{scenario}")
+    lines: list[str] = []
+    originals: list[tuple] = []
+
+    def pick(i: int) -> int:
+        return 0 if scenario == "hot" else rng.randrange(len(world.customers))
+
+    def signed(method: str, path: str, body: dict | None, query: str = ""):
+        """A Points API request; the signature covers the path without its query string."""
+        request_id = str(uuid7())
+        text = json.dumps(body, separators=(",", ":")) if body is not None else ""
+        canonical = signing.canonical_json(body) if body is not None else ""
+        headers = {
+            "X-API-KEY": world.hmac_key,
+            "X-API-REQUEST": request_id,
+            "X-API-SIGNATURE": signing.sign(HMAC_SECRET, method, path, request_id, canonical),
+            "Content-Type": "application/json",
+        }
+        return method, path + query, headers, text
+
+    for i in range(count):
+        duplicate = scenario == "dup10" and originals and rng.random() < 0.10
+        if duplicate:
+            original = rng.choice(originals)
+        c = pick(i)
+        customer_id, email, wallet = world.customers[c]
+        if endpoint == "deduct":
+            body = (
+                original
+                if duplicate
+                else {
+                    "address": wallet,
+                    "deductPoints": 1,
+                    "yggRedemptionId": f"{run}-{scenario}-{i}",
+                }
+            )
+            request = signed("POST", "/deduct-points-by-address", body)
+            if not duplicate:
+                originals.append(body)
+        elif endpoint == "get":
+            if duplicate:
+                request = original  # the same X-API-REQUEST again: a replay
+            else:
+                request = signed("GET", "/get-points-by-address", None, f"?address={wallet}")
+                originals.append(request)
+        elif endpoint == "debit":
+            if duplicate:
+                request = original
+            else:
+                body = {
+                    "user": email,
+                    "amount": 1,
+                    "merchant": world.merchant_id,
+                    "store": world.store_id,
+                }
+                headers = {
+                    "Authorization": f"Token {world.api_key}",
+                    "Content-Type": "application/json",
+                }
+                if scenario == "dup10":
+                    headers["Idempotency-Key"] = f"{run}-debit-{i}"
+                request = (
+                    "POST",
+                    "/api/balances/debit",
+                    headers,
+                    json.dumps(body, separators=(",", ":")),
+                )
+                originals.append(request)
+        elif endpoint == "remove":
+            if duplicate:
+                request = original
+            else:
+                body = {"stampIdx": world.stamps[c]}
+                headers = {
+                    "Authorization": f"APIKey {world.api_key}",
+                    "Content-Type": "application/json",
+                }
+                if scenario == "dup10":
+                    headers["Idempotency-Key"] = f"{run}-remove-{i}"
+                request = (
+                    "PUT",
+                    "/api/stamp/v1/remove",
+                    headers,
+                    json.dumps(body, separators=(",", ":")),
+                )
+                originals.append(request)
+        else:
+            raise ValueError(endpoint)
+        method, path, headers, text = request
+        joined = "\x1f".join(f"{k}: {v}" for k, v in headers.items())
+        lines.append(f"{method}\t{path}\t{joined}\t{text}")
+    return lines
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def wrk(url: str, lines: list[str], seconds: int, name: str) -> Result:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"{name}.requests"
+    path.write_text("\n".join(lines) + "\n")
+    threads = 2
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(ROOT / "bench" / "replay.lua"),
+            url,
+            "--",
+            str(path),
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (OUT / f"{name}.wrk.txt").write_text(out)
+    path.unlink()
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    if requests > len(lines):
+        raise SystemExit(f"{name}: wrk sent {requests} requests but only {len(lines)} were built")
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return Result(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        p50_ms=_ms(latency["50"]),
+        p99_ms=_ms(latency["99"]),
+        requests=requests,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        errors=sum(int(x) for x in errors.groups()) if errors else 0,
+    )
+
+
+def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "GUNICORN_THREADS": str(threads),
+        "BENCH_NOOP_ENDPOINT": "1",
+        "PARTNER_THROTTLE_RATE": "100000000/min",
+        "STAMP_REMOVALS_PER_STAMP_PER_DAY": "100000000",
+        "DATABASE_POOL": "1",
+        "DATABASE_POOL_MAX_SIZE": str(max(threads, 2)),
+        "DATABASE_POOL_MIN_SIZE": str(max(threads, 1)),
+    }
+    log = (OUT / "server.log").open("w")  # noqa: SIM115 - open as long as the server runs
+    server = subprocess.Popen(
+        ["make", "--no-print-directory", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    for _ in range(120):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        raise SystemExit("the server did not come up; see bench/out/server.log")
+    for _ in range(50):  # warm every worker's connection pool
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/noop", timeout=5).read()
+    return server
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def reconcile_ok() -> bool:
+    from ledger import reconcile
+
+    violations, _ = reconcile.run()
+    for violation in violations[:20]:
+        print("VIOLATION", violation)
+    return not violations
+
+
+def machine() -> dict:
+    def first(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return "?"
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = next(line.split()[1] for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    return {
+        "cpu": f"{os.cpu_count()} x {cpu}",
+        "memory": f"{int(memory) // 1024 // 1024} GiB",
+        "postgres": first(["psql", "--version"]),
+        "python": platform.python_version(),
+        "wrk": first(["wrk", "--version"]).splitlines()[0] if first(["wrk", "--version"]) else "?",
+        "commit": first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 4)))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--port", type=int, default=8811)
+    parser.add_argument("--scenarios", default="spread,hot,dup10")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
+    parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+
+    started = time.monotonic()
+    recreate_database()
+    manage("migrate", "-v0")
+    manage("createcachetable")
+    world = provision(args.customers)
+    print(f"provisioned {args.customers} customers in {time.monotonic() - started:.1f}s")
+    server = start_server(args.port, args.workers, args.threads)
+    base = f"http://127.0.0.1:{args.port}"
+    rows = []
+    try:
+        for scenario in args.scenarios.split(","):
+            for endpoint in args.endpoints.split(","):
+                per_second = 6000
+                noop = wrk(
+                    base,
+                    ["GET\t/bench/noop\t\t"] * (args.seconds * per_second * 2),
+                    args.seconds,
+                    f"{scenario}-{endpoint}-noop",
+                )
+                lines = build_requests(
+                    world, endpoint, scenario, args.seconds * per_second, run=f"{int(time.time())}"
+                )
+                result = wrk(base, lines, args.seconds, f"{scenario}-{endpoint}")
+                ok = reconcile_ok()
+                rows.append((scenario, endpoint, result, noop, ok))
+                print(
+                    f"{scenario:7} {endpoint:7} {result.rps:8.1f} rps  p50 {result.p50_ms:6.2f} "
+                    f"ms  p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx:5}  "
+                    f"noop {noop.rps:8.1f} rps  ratio {result.rps / noop.rps:.2f}  "
+                    f"reconcile {'ok' if ok else 'FAILED'}",
+                    flush=True,
+                )
+    finally:
+        stop_server(server)
+    write_results(Path(args.results), args, rows)
+    if not all(row[4] for row in rows):
+        raise SystemExit("reconcile failed after a run")
+
+
+def write_results(path: Path, args, rows) -> None:
+    info = machine()
+    by = {(s, e): (r, n) for s, e, r, n, _ in rows}
+    lines = [
+        "# Load benchmark results",
+        "",
+        f"Run on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC at commit {info['commit']}.",
+        f"Machine: {info['cpu']}, {info['memory']}; {info['postgres']}; Python {info['python']};"
+        f" {info['wrk']}. The server, PostgreSQL, Redis and wrk share the machine.",
+        "",
+        f"Command: `.venv/bin/python bench/load.py --seconds {args.seconds} --customers "
+        f"{args.customers} --workers {args.workers} --threads {args.threads}` (`make bench`).",
+        f"Server: `make serve` (gunicorn, {args.workers} workers x {args.threads} thread(s), "
+        "DEBUG off, JSON access log, psycopg pool, Redis cache). wrk: 2 threads, "
+        f"{CONNECTIONS} connections, {args.seconds} s per run, every request pre-built and sent "
+        "once (fresh UUIDv7 and HMAC for the Points API). Each endpoint runs right after a "
+        "no-op DRF endpoint on the same server; the ratio is the figure that survives a noisy "
+        "machine. `reconcile` ran after every run.",
+        "",
+        "Scenarios: **spread** (random customer of "
+        f"{args.customers}), **hot** (every request on one customer / one stamp), **dup10** "
+        "(spread, a tenth of the requests repeat an earlier one: same redemption id for "
+        "deduct, same Idempotency-Key for debit and remove, same X-API-REQUEST for get; the "
+        "expected refusals are the non-2xx column).",
+        "",
+        "| scenario | endpoint | req/s | p50 ms | p99 ms | non-2xx | no-op req/s | ratio "
+        "| reconcile |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for scenario, endpoint, result, noop, ok in rows:
+        lines.append(
+            f"| {scenario} | `{LABELS[endpoint]}` | {result.rps:.0f} | {result.p50_ms:.1f} | "
+            f"{result.p99_ms:.1f} | {result.non_2xx} | {noop.rps:.0f} | "
+            f"{result.rps / noop.rps:.2f} | {'ok' if ok else 'FAILED'} |"
+        )
+    if ("spread", "deduct") in by:
+        spread, noop = by[("spread", "deduct")]
+        lines += ["", "## Targets (deduct, 16 connections)", ""]
+        lines.append(
+            f"- throughput >= 0.40 of no-op: **{spread.rps / noop.rps:.2f}** "
+            f"({'met' if spread.rps / noop.rps >= 0.40 else 'MISSED'})"
+        )
+        lines.append(
+            f"- p99 < 60 ms: **{spread.p99_ms:.1f} ms** "
+            f"({'met' if spread.p99_ms < 60 else 'MISSED'})"
+        )
+        if ("hot", "deduct") in by:
+            hot = by[("hot", "deduct")][0]
+            lines.append(
+                f"- hot >= 0.5 x spread: **{hot.rps / spread.rps:.2f}** "
+                f"({'met' if hot.rps / spread.rps >= 0.5 else 'MISSED'})"
+            )
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

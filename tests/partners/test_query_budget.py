@@ -1,0 +1,69 @@
+"""Statements per partner request: the work each endpoint needs and no more.
+
+A budget that grows means a query crept into the hot path (bench/RESULTS.md measures time).
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests import factories
+from tests.helpers import fund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _throttle_outside_the_database(settings):
+    # Production keeps throttle counters in Redis; the database cache (used when REDIS_URL is
+    # unset) would add its own bookkeeping statements to every request.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def statements(call) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code == 200, response.content
+    return [q["sql"].split()[0] for q in captured.captured_queries]
+
+
+def test_deduct_needs_ten_statements(points_api, customer):
+    fund(customer, points=100)
+    body = {"address": customer.wallet_address, "deductPoints": 1, "yggRedemptionId": "q-1"}
+    sql = statements(lambda: points_api.post("/deduct-points-by-address", body))
+    # credential, request id, customer by address; in one transaction (a savepoint here):
+    # lock the customer, update it, its history, the deduction, its history
+    assert sql == [
+        "SELECT",
+        "INSERT",
+        "SELECT",
+        "SAVEPOINT",
+        "SELECT",
+        "UPDATE",
+        "INSERT",
+        "INSERT",
+        "INSERT",
+        "RELEASE",
+    ]
+
+
+def test_get_points_needs_three_statements(points_api, customer):
+    sql = statements(
+        lambda: points_api.get("/get-points-by-address", {"address": customer.wallet_address})
+    )
+    assert len(sql) <= 3, sql
+
+
+def test_debit_statements(balance_api, customer, merchant, store):
+    fund(customer, balance=10)
+    body = {"user": customer.email, "amount": 1, "merchant": merchant.pk, "store": store.pk}
+    sql = statements(lambda: balance_api.call("POST", "/api/balances/debit", body))
+    # credential, its merchants, store, customer; lock, update, history, update row, history
+    assert len(sql) <= 11, sql
+
+
+def test_remove_statements(stamp_api, card, customer):
+    stamp = factories.StampFactory(card=card, customer=customer, count=3)
+    sql = statements(lambda: stamp_api.call("PUT", "/api/stamp/v1/remove", {"stampIdx": stamp.pk}))
+    # credential, its merchants, stamp; lock, today's removals, update, history
+    assert len(sql) <= 9, sql
