@@ -201,7 +201,7 @@ class Cursor:
             if moment is None or model not in AUDITED_MODELS or not isinstance(history_id, int):
                 return None
             return cls(moment, model, history_id)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             return None
 
 

@@ -82,3 +82,19 @@ def test_throttle_counts_per_user(world, api_support, api_auditor, settings):
 def test_not_acceptable_is_406(world, api_support):
     response = api_support.get("merchants/", headers={"Accept": "text/html"})
     assert_error(response, 406, "not_acceptable")
+
+
+def test_deeply_nested_audit_log_cursor_is_400_not_500(world, api_auditor):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(b"[" * 3000).decode()
+    assert_error(api_auditor.get("audit-log/", {"cursor": cursor}), 400, "invalid")
+
+
+def test_cursor_decode_refuses_deep_nesting():
+    # ledger.history.Cursor.decode let RecursionError escape (a 500 for a crafted cursor).
+    import base64
+
+    from ledger.history import Cursor
+
+    assert Cursor.decode(base64.urlsafe_b64encode(b"[" * 100_000).decode()) is None
