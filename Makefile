@@ -7,7 +7,7 @@ WEB_CONCURRENCY ?= 4
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/loyalty
 DATABASE_URL ?=
 
-.PHONY: install migrate run serve test lint format check-deploy clean
+.PHONY: install migrate run serve test lint format clean bench bank-test wrk
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,19 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Load benchmark: gunicorn + PostgreSQL + wrk on this machine; writes bench/RESULTS.md.
+bench: install wrk
+	$(PY) bench/load.py $(BENCH_ARGS)
+
+# Bank test: random money moves under SIGKILLed workers and a PostgreSQL restart.
+BANK_SECONDS ?= 60
+bank-test: install
+	BANK_SECONDS=$(BANK_SECONDS) $(PY) bench/bank.py $(BANK_ARGS)
+
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq wrk >/dev/null)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

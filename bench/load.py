@@ -162,7 +162,7 @@ def build_requests(world: World, endpoint: str, scenario: str, count: int, run: 
         if duplicate:
             original = rng.choice(originals)
         c = pick(i)
-        customer_id, email, wallet = world.customers[c]
+        _customer_id, email, wallet = world.customers[c]
         if endpoint == "deduct":
             body = (
                 original
@@ -305,7 +305,7 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
         "DATABASE_POOL_MAX_SIZE": str(max(threads, 2)),
         "DATABASE_POOL_MIN_SIZE": str(max(threads, 1)),
     }
-    log = (OUT / "server.log").open("w")  # noqa: SIM115 - open as long as the server runs
+    log = (OUT / "server.log").open("w")
     server = subprocess.Popen(
         ["make", "--no-print-directory", "serve"],
         cwd=ROOT,
