@@ -234,6 +234,7 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
     # Filters on indexed columns only (merchant: (merchant, id); partner: FK index;
     # created: its own index).
     list_filter = ["merchant", "partner", "created"]
+    # Not in get_queryset(): ChangeList ignores list_select_related if that already selects.
     list_select_related = ["customer", "merchant", "partner", "reverts", "reverted_by"]
     raw_id_fields = ["customer", "merchant", "partner", "reverts"]
     fields = [
@@ -263,9 +264,6 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "claimed_at",
         "reverted_at",
     ]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("reverted_by")
 
     def search_q(self, term: str) -> Q:
         return (

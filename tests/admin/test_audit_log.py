@@ -1,0 +1,169 @@
+"""The audit log page, its filters and cursor, the streamed CSV, and the dashboard."""
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+
+from ledger import dashboard, services
+from ledger.models import BalanceUpdate
+from loyalty.audit import Channel
+from tests import factories
+from tests.admin.utils import deduct
+from tests.helpers import fund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def activity(customer, store, card, partner, support):
+    fund(customer, balance=100, points=100, store=store)
+    update = BalanceUpdate.objects.get(customer=customer)
+    services.balance_update_cancel(
+        actor=support, channel=Channel.ADMIN, balance_update=update, reason="=cmd|' /C calc'!A0"
+    )
+    stamp = factories.StampFactory(card=card, customer=customer)
+    services.stamp_add(actor=partner.user, channel=Channel.STAMP_API, stamp=stamp)
+    services.stamp_remove(actor=support, channel=Channel.ADMIN, stamp=stamp, reason="Wrong card")
+    deduction = deduct(partner, customer, 30, "redeem-9")
+    services.point_deduction_revert(
+        actor=support, channel=Channel.ADMIN, deduction=deduction, reason="Partner double charge"
+    )
+    other = factories.CustomerFactory()  # another merchant
+    fund(other, points=5)
+    return {"stamp": stamp, "update": update, "deduction": deduction, "other": other}
+
+
+def test_audit_log_lists_changes_newest_first_with_actor_channel_reason_and_diff(
+    activity, auditor_client
+):
+    response = auditor_client.get("/admin/audit-log/")
+
+    versions = response.context["versions"]
+    dates = [v.history_date for v in versions]
+    assert dates == sorted(dates, reverse=True)
+    revert = next(v for v in versions if v.operation == "points_revert" and v.model == "customer")
+    assert (revert.actor, revert.channel, revert.reason) == (
+        "support-1",
+        "admin",
+        "Partner double charge",
+    )
+    assert [(c.field, c.old, c.new) for c in revert.changes] == [("points", 70, 100)]
+    html = response.content.decode()
+    assert "Partner double charge" in html and "Partner A" in html
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (
+            {"actor": "Partner A"},
+            {
+                ("stamp", "stamp_add"),
+                ("pointtransaction", "points_deduct"),
+                ("customer", "points_deduct"),
+            },
+        ),
+        ({"channel": "stamp-api"}, {("stamp", "stamp_add")}),
+        ({"model": "stamp", "actor": "support-1"}, {("stamp", "stamp_remove")}),
+        ({"q": "double"}, {("pointtransaction", "points_revert"), ("customer", "points_revert")}),
+    ],
+)
+def test_audit_log_filters(activity, auditor_client, params, expected):
+    response = auditor_client.get("/admin/audit-log/", params)
+    assert {(v.model, v.operation) for v in response.context["versions"]} == expected
+
+
+def test_audit_log_filters_by_merchant_and_date_range(activity, auditor_client):
+    other = activity["other"]
+    mine = auditor_client.get("/admin/audit-log/", {"merchant": other.merchant_id})
+    assert {v.object_id for v in mine.context["versions"] if v.model == "customer"} == {other.pk}
+
+    today = timezone.localdate()
+    inside = auditor_client.get("/admin/audit-log/", {"since": today, "until": today})
+    assert len(inside.context["versions"]) > 10
+    yesterday = today - dt.timedelta(days=1)
+    before = auditor_client.get("/admin/audit-log/", {"until": yesterday})
+    assert before.context["versions"] == []
+    bad = auditor_client.get("/admin/audit-log/", {"since": today, "until": yesterday})
+    assert bad.context["form"].errors["until"] and bad.context["versions"] == []
+
+
+def test_audit_log_pages_with_a_cursor_without_overlap(activity, auditor_client, monkeypatch):
+    monkeypatch.setattr("ledger.admin_views.AUDIT_LOG_PAGE_SIZE", 5)
+    everything = []
+    url = "/admin/audit-log/?channel=admin"
+    while url:
+        response = auditor_client.get(url)
+        everything += [(v.model, v.history_id) for v in response.context["versions"]]
+        nxt = response.context["next_url"]
+        url = f"/admin/audit-log/{nxt}" if nxt else None
+        assert "channel=admin" in (nxt or "channel=admin")
+    # cancel (update, customer), remove (stamp), revert (transaction, customer)
+    assert len(everything) == len(set(everything)) == 5
+
+
+def test_audit_log_csv_is_streamed_filtered_and_safe_for_spreadsheets(activity, auditor_client):
+    response = auditor_client.get("/admin/audit-log.csv", {"channel": "admin"})
+
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["history_date", "model", "object_id"]
+    assert len(body) == 5 and {r[header.index("channel")] for r in body} == {"admin"}
+    reasons = {r[header.index("reason")] for r in body}
+    assert "'=cmd|' /C calc'!A0" in reasons  # a formula is defused
+
+
+def test_audit_log_csv_reads_in_keyset_batches(activity, auditor_client, monkeypatch):
+    from ledger import history
+
+    calls = []
+    real = history.audit_log_page
+
+    def spy(filters, *, limit, cursor=None):
+        calls.append(limit)
+        return real(filters, limit=2, cursor=cursor)
+
+    monkeypatch.setattr(history, "audit_log_page", spy)
+    response = auditor_client.get("/admin/audit-log.csv", {"channel": "admin"})
+    assert calls == []  # nothing read before the response starts streaming
+    body = b"".join(response.streaming_content).decode()
+    assert len(calls) == 3 and body.count("\n") == 6  # header + 5 rows, 2 per batch
+
+
+def test_dashboard_counts_corrections_by_kind_reason_actor_and_partner(activity, auditor_client):
+    response = auditor_client.get("/admin/dashboard/")
+
+    data = response.context["data"]
+    today = data.days.index(timezone.localdate())
+    assert data.days[-1] == timezone.localdate() and len(data.days) == 30
+    assert data.per_day["balance_cancel"][today] == 1
+    assert data.per_day["stamp_remove"][today] == 1
+    assert data.per_day["points_revert"][today] == 1
+    assert data.top_actors == [("support-1", 3)]
+    assert dict(data.top_reasons)["Wrong card"] == 1
+    assert data.settlement == [
+        {
+            "partner": "Partner A",
+            "deducted": 30,
+            "deductions": 1,
+            "reverted": 30,
+            "reverts": 1,
+            "net": 0,
+        }
+    ]
+    html = response.content.decode()
+    assert html.count('<svg class="chart"') == 4
+    assert '<script src="http' not in html and "cdn" not in html.lower()
+
+
+def test_dashboard_ignores_corrections_older_than_its_window(activity):
+    later = timezone.now() + dt.timedelta(days=45)
+    data = dashboard.build(now=later)
+    assert sum(data.totals.values()) == 0 and data.top_actors == [] and data.settlement == []
