@@ -139,10 +139,14 @@ def build(*, days: int = DAYS, now: dt.datetime | None = None) -> Dashboard:
 
 
 def _nice_max(value: int) -> int:
-    if value <= 5:
-        return 5
-    step = 10 ** (len(str(value)) - 1)
-    return ((value + step - 1) // step) * step
+    """The top of the y axis: four equal whole steps of 1, 2 or 5 times a power of ten."""
+    unit = 1
+    while unit * 4 < value:
+        for factor in (2, 2.5, 2):  # 1 -> 2 -> 5 -> 10 -> 20 -> 50 ...
+            unit = int(unit * factor)
+            if unit * 4 >= value:
+                break
+    return unit * 4
 
 
 def stacked_bars(days: list[dt.date], series: list[tuple[str, str, list[int]]]) -> SafeString:
