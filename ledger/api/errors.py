@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -121,6 +121,10 @@ def classify(exc: Exception) -> tuple[int, dict]:
         # service's own check could not see): nothing was written.
         logger.warning("integrity error in the staff API: %s", exc)
         return 409, error_body("conflict", "The change conflicts with the current state.")
+    if isinstance(exc, DataError):
+        # A value the database cannot hold slipped past validation: still the caller's input.
+        logger.warning("data error in the staff API: %s", exc)
+        return 400, error_body("invalid", "A value is out of range.")
     logger.exception("unexpected error in the staff API", exc_info=exc)
     return 500, error_body("internal", "Internal server error.")
 

@@ -45,6 +45,8 @@ class MomentField(IsoDateTimeField):
                 ) from exc
             if not 1 <= utc.year <= 9999:
                 raise forms.ValidationError("Enter a date and time between years 1 and 9999.")
+            # PostgreSQL refuses offsets beyond +/-15:59 that Python accepts: send UTC.
+            value = utc
         return value
 
 

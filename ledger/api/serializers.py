@@ -88,7 +88,10 @@ class StampSerializer(serializers.ModelSerializer):
 
 class BalanceUpdateSerializer(serializers.ModelSerializer):
     canceled_by = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, help_text="Username of the staff user who canceled."
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Username of the staff user who canceled.",
     )
 
     class Meta:
