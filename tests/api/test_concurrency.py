@@ -3,18 +3,34 @@
 import threading
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection, connections, transaction
 
 from ledger.models import Stamp
 from loyalty import idempotency
+from tests import factories
 from tests.api.conftest import StaffClient, token_for
 from tests.helpers import postgres_only, run_concurrently
 
 pytestmark = [
     postgres_only,
     pytest.mark.concurrency,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
+
+
+@pytest.fixture
+def support(db):
+    """A staff user with the deduct permissions given directly: a transactional test's flush
+    keeps permissions (post_migrate) but not the role groups of the data migration, and a
+    serialized rollback would leave later transactional tests without permissions."""
+    user = factories.UserFactory(username="racer")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="ledger", codename__in=["view_stamp", "remove_stamp"]
+        )
+    )
+    return user
 
 
 def test_same_key_while_the_first_request_runs_is_409(world, support):
