@@ -239,3 +239,15 @@ def test_page_pagination_on_small_tables(world, api_auditor):
     body = api_auditor.get("merchants/", {"page_size": 1}).json()
     assert body["count"] >= 1 and len(body["results"]) == 1
     assert api_auditor.get("merchants/", {"page": 999}).status_code == 404
+
+
+def test_customer_create_honours_idempotency_key(world, api_support):
+    body = {"merchant": world["merchant"].pk, "email": "once@example.com"}
+    headers = {"Idempotency-Key": "create-once"}
+    first = api_support.post("customers/", body, headers=headers)
+    again = api_support.post("customers/", body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert Customer.objects.filter(email="once@example.com").count() == 1
+    other = api_support.post("customers/", {**body, "email": "two@example.com"}, headers=headers)
+    assert other.status_code == 422
