@@ -82,6 +82,12 @@ class Customer(models.Model):
                 name="customer_unique_wallet_per_merchant",
             ),
         ]
+        # Staff search across merchants (the unique indexes lead with the merchant).
+        indexes = [
+            models.Index(fields=["email"], name="customer_email"),
+            models.Index(fields=["member_id"], name="customer_member_id"),
+            models.Index(fields=["wallet_address"], name="customer_wallet"),
+        ]
         permissions = [
             ("adjust_balance_customer", "Can adjust a customer's balance (correction)"),
             ("adjust_points_customer", "Can adjust a customer's points (correction)"),

@@ -175,8 +175,9 @@ class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "created",
         "canceled_at",
     ]
-    # Filters on indexed columns only (merchant: (merchant, id); created: its own index).
-    list_filter = ["merchant", "created"]
+    # Filters on indexed columns only (merchant: (merchant, id); status: the partial index
+    # of canceled updates; created: its own index).
+    list_filter = ["merchant", "status", "created"]
     list_select_related = ["customer", "merchant", "store"]
     raw_id_fields = ["customer", "merchant", "store", "canceled_by"]
     fields = [
@@ -231,9 +232,9 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "needs_attention",
         "created",
     ]
-    # Filters on indexed columns only (merchant: (merchant, id); partner: FK index;
-    # created: its own index).
-    list_filter = ["merchant", "partner", "created"]
+    # Filters on indexed columns only (merchant: (merchant, id); kind: (kind, id);
+    # needs_attention: a partial index; partner: FK index; created: its own index).
+    list_filter = ["merchant", "kind", "needs_attention", "partner", "created"]
     # Not in get_queryset(): ChangeList ignores list_select_related if that already selects.
     list_select_related = ["customer", "merchant", "partner", "reverts", "reverted_by"]
     raw_id_fields = ["customer", "merchant", "partner", "reverts"]

@@ -133,6 +133,10 @@ class BalanceUpdate(models.Model):
         indexes = [
             models.Index(fields=["customer", "id"], name="balanceupdate_customer_id"),
             models.Index(fields=["merchant", "id"], name="balanceupdate_merchant_id"),
+            # The admin's status filter: canceled updates are few, so a partial index.
+            models.Index(
+                fields=["-id"], condition=Q(status="Canceled"), name="balanceupdate_canceled"
+            ),
         ]
         permissions = [("cancel_balanceupdate", "Can cancel a balance update (correction)")]
 
@@ -225,6 +229,10 @@ class PointTransaction(models.Model):
         indexes = [
             models.Index(fields=["customer", "id"], name="pointtxn_customer_id"),
             models.Index(fields=["merchant", "id"], name="pointtxn_merchant_id"),
+            models.Index(fields=["kind", "-id"], name="pointtxn_kind_id"),
+            models.Index(
+                fields=["-id"], condition=Q(needs_attention=True), name="pointtxn_needs_attention"
+            ),
         ]
         permissions = [
             ("revert_pointtransaction", "Can revert a point deduction (correction)"),
