@@ -292,7 +292,7 @@ def wrk(url: str, lines: list[str], seconds: int, name: str) -> Result:
     )
 
 
-def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(port: int, workers: int, threads: int, pool: bool = True) -> subprocess.Popen:
     env = {
         **os.environ,
         "PORT": str(port),
@@ -301,7 +301,8 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
         "BENCH_NOOP_ENDPOINT": "1",
         "PARTNER_THROTTLE_RATE": "100000000/min",
         "STAMP_REMOVALS_PER_STAMP_PER_DAY": "100000000",
-        "DATABASE_POOL": "1",
+        "DATABASE_POOL": "1" if pool else "0",
+        "DATABASE_CONN_MAX_AGE": "0" if pool else "600",
         "DATABASE_POOL_MAX_SIZE": str(max(threads, 2)),
         "DATABASE_POOL_MIN_SIZE": str(max(threads, 1)),
     }
@@ -376,6 +377,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--port", type=int, default=8811)
     parser.add_argument("--scenarios", default="spread,hot,dup10")
+    parser.add_argument(
+        "--no-pool",
+        action="store_true",
+        help="persistent connections (CONN_MAX_AGE) instead of psycopg's pool",
+    )
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
@@ -387,7 +393,7 @@ def main() -> None:
     manage("createcachetable")
     world = provision(args.customers)
     print(f"provisioned {args.customers} customers in {time.monotonic() - started:.1f}s")
-    server = start_server(args.port, args.workers, args.threads)
+    server = start_server(args.port, args.workers, args.threads, pool=not args.no_pool)
     base = f"http://127.0.0.1:{args.port}"
     rows = []
     try:
