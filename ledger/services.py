@@ -15,7 +15,7 @@ from django.utils import timezone
 from uuid6 import uuid7
 
 from accounts.models import Customer, Store
-from ledger import errors
+from ledger import errors, statements
 from ledger.models import MAX_AMOUNT, BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import STAFF_CHANNELS, audited
 from loyalty.errors import InvalidInput
@@ -66,6 +66,39 @@ def _new_reference(prefix: str) -> str:
 
 def _start_of_today() -> dt.datetime:
     return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _append(*, customer: Customer, column: str, delta: int, entry, after: str, insufficient):
+    """Move `customer.<column>` by `delta` (never below zero) and save the ledger row `entry`
+    that explains it, with `<after>` = the new value. Inside `audited()`.
+
+    On PostgreSQL one statement does it all (ledger.statements); elsewhere (the SQLite demo)
+    the ORM does the same under a row lock.
+    """
+    if statements.available():
+        saved = statements.move(
+            customer=customer, column=column, delta=delta, entry=entry, after=after
+        )
+        if saved is None:
+            now = Customer.objects.filter(pk=customer.pk).values_list(column, flat=True).first()
+            if now is None:
+                raise InvalidInput("customer", "does not exist")
+            setattr(customer, column, now)
+            raise insufficient(now)
+        saved.customer = customer
+        return saved
+    locked = _lock_customer(customer.pk)
+    now = getattr(locked, column)
+    if now + delta < 0:
+        setattr(customer, column, now)
+        raise insufficient(now)
+    setattr(locked, column, now + delta)
+    locked.save(update_fields=[column])
+    setattr(entry, after, now + delta)
+    entry.customer = locked
+    entry.save()
+    setattr(customer, column, now + delta)
+    return entry
 
 
 # --- stamps --------------------------------------------------------------------------------
@@ -245,26 +278,30 @@ def _balance_move(
 ) -> BalanceUpdate:
     if store is not None and store.merchant_id != customer.merchant_id:
         raise InvalidInput("store", "belongs to another merchant")
-    customer = _lock_customer(customer.pk)
-    if customer.balance + signed_amount < 0:
-        raise errors.InsufficientBalance(
-            f"Insufficient balance: the customer has {customer.balance}.",
-            balance=customer.balance,
+    entry = BalanceUpdate(
+        customer=customer,
+        merchant_id=customer.merchant_id,
+        store=store,
+        type=type,
+        effect=BalanceUpdate.Effect.CREDIT if signed_amount > 0 else BalanceUpdate.Effect.DEBIT,
+        amount=abs(signed_amount),
+        reason=reason,
+    )
+
+    def insufficient(balance: int) -> errors.InsufficientBalance:
+        return errors.InsufficientBalance(
+            f"Insufficient balance: the customer has {balance}.", balance=balance
         )
-    customer.balance += signed_amount
+
     with audited(actor=actor, channel=channel, reason=reason, operation=operation):
-        customer.save(update_fields=["balance"])
-        update = BalanceUpdate.objects.create(
+        return _append(
             customer=customer,
-            merchant_id=customer.merchant_id,
-            store=store,
-            type=type,
-            effect=BalanceUpdate.Effect.CREDIT if signed_amount > 0 else BalanceUpdate.Effect.DEBIT,
-            amount=abs(signed_amount),
-            balance_after=customer.balance,
-            reason=reason,
+            column="balance",
+            delta=signed_amount,
+            entry=entry,
+            after="balance_after",
+            insufficient=insufficient,
         )
-    return update
 
 
 @transaction.atomic
@@ -360,28 +397,33 @@ def _points_move(
     reverts: PointTransaction | None = None,
     reason: str = "",
 ) -> PointTransaction:
-    """Append a point transaction for `customer`, which the caller has locked."""
-    if customer.points + points < 0:
-        raise errors.InsufficientPoints(
-            f"User has {customer.points} points, cannot deduct {-points}.",
-            points=customer.points,
+    """Append a point transaction for `customer`."""
+    entry = PointTransaction(
+        customer=customer,
+        merchant_id=customer.merchant_id,
+        partner=partner,
+        kind=kind,
+        points=points,
+        redemption_id=redemption_id,
+        partner_transaction_id=_new_reference(prefix),
+        reverts=reverts,
+        reason=reason,
+    )
+
+    def insufficient(available: int) -> errors.InsufficientPoints:
+        return errors.InsufficientPoints(
+            f"User has {available} points, cannot deduct {-points}.", points=available
         )
-    customer.points += points
+
     with audited(actor=actor, channel=channel, reason=reason, operation=operation):
-        customer.save(update_fields=["points"])
-        txn = PointTransaction.objects.create(
+        return _append(
             customer=customer,
-            merchant_id=customer.merchant_id,
-            partner=partner,
-            kind=kind,
-            points=points,
-            points_after=customer.points,
-            redemption_id=redemption_id,
-            partner_transaction_id=_new_reference(prefix),
-            reverts=reverts,
-            reason=reason,
+            column="points",
+            delta=points,
+            entry=entry,
+            after="points_after",
+            insufficient=insufficient,
         )
-    return txn
 
 
 def _constraint_name(exc: IntegrityError) -> str:
@@ -396,7 +438,7 @@ def points_credit(
     return _points_move(
         actor=actor,
         channel=channel,
-        customer=_lock_customer(customer.pk),
+        customer=customer,
         points=points,
         kind=PointTransaction.Kind.CREDIT,
         operation="points_credit",
@@ -415,7 +457,7 @@ def points_adjust(
     return _points_move(
         actor=actor,
         channel=channel,
-        customer=_lock_customer(customer.pk),
+        customer=customer,
         points=amount,
         kind=PointTransaction.Kind.ADJUST,
         operation="points_adjust",
@@ -447,7 +489,7 @@ def point_deduct(
             return _points_move(
                 actor=actor,
                 channel=channel,
-                customer=_lock_customer(customer.pk),
+                customer=customer,
                 points=-points,
                 kind=PointTransaction.Kind.DEDUCT,
                 operation="points_deduct",

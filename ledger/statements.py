@@ -1,0 +1,156 @@
+"""One-statement ledger moves for the hot paths, on PostgreSQL.
+
+A move changes a customer's cached balance or points by a signed amount and appends the
+ledger row that explains it. Through the ORM that is a locking SELECT, two saves and two
+simple-history records: about 4 ms of Python per request (`make profile`). Here it is one
+data-modifying CTE, one round trip:
+
+    WITH customer AS (UPDATE customer SET points = points + delta
+                      WHERE id = ... AND points + delta >= 0 RETURNING *),
+         entry    AS (INSERT INTO ledger row SELECT ..., customer.points FROM customer
+                      RETURNING *),
+         customer_history AS (INSERT INTO historical customer SELECT ... FROM customer),
+         entry_history    AS (INSERT INTO historical entry SELECT ... FROM entry)
+    SELECT * FROM entry
+
+The conditional UPDATE takes the customer's row lock and re-checks its condition on the
+newest row version when it had to wait (READ COMMITTED), so concurrent moves serialise on
+the customer exactly as the ORM path's SELECT ... FOR UPDATE does, and never go below zero.
+Every CHECK, UNIQUE and trigger applies as before; a violation aborts the whole statement.
+
+The historical rows get the columns simple-history would write, derived from the historical
+models' fields (so a new model field needs no change here), attributed from the current
+`audited()` block like every other history row. `tests/ledger/test_statements.py` runs the
+ORM path and this one side by side and compares every column they leave.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.db import connection, models
+from django.utils import timezone
+
+from loyalty.audit import UnattributedChange, current
+from loyalty.request_id import current_request_id
+
+# Historical fields filled from the audit context, not from the tracked row.
+_ATTRIBUTION = ("history_date", "history_change_reason", "history_user_id", "channel")
+_ATTRIBUTION += ("operation", "request_id")
+
+
+def available() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _qn(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _cast(field: models.Field) -> str:
+    return f"CAST(%s AS {field.db_type(connection)})"
+
+
+@cache
+def _history_insert(
+    model: type[models.Model], source: str, history_type: str
+) -> tuple[str, tuple[str, ...]]:
+    """`INSERT INTO <history> (...) SELECT ... FROM <source>` and the attribution parameters
+    it takes, in order. `history_type` is simple-history's "+" (created) or "~" (changed)."""
+    history = model.history.model
+    tracked = {f.attname: f for f in model._meta.concrete_fields}
+    columns, values, params = [], [], []
+    for field in history._meta.concrete_fields:
+        if field.attname == "history_id":
+            continue  # its sequence
+        columns.append(_qn(field.column))
+        if field.attname in tracked:
+            values.append(f"{source}.{_qn(tracked[field.attname].column)}")
+        elif field.attname == "history_type":
+            values.append(f"'{history_type}'")
+        elif field.attname in _ATTRIBUTION:
+            values.append(_cast(field))
+            params.append(field.attname)
+        else:
+            raise LookupError(f"{history.__name__}.{field.attname}: no source for this column")
+    sql = (
+        f"INSERT INTO {_qn(history._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM {source}"
+    )
+    return sql, tuple(params)
+
+
+def _attribution() -> dict:
+    context = current()
+    if context is None:
+        raise UnattributedChange("ledger moves happen only inside loyalty.audit.audited()")
+    actor = context.actor
+    return {
+        "history_date": timezone.now(),
+        "history_change_reason": context.reason or None,
+        "history_user_id": getattr(actor, "pk", None),
+        "channel": context.channel,
+        "operation": context.operation,
+        "request_id": current_request_id(),
+    }
+
+
+@cache
+def _move_sql(model, customers, column: str, after: str):
+    """The statement of `move` for one kind of entry, and the fields whose values it takes."""
+    entry_fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    insert_values = [
+        f"customer.{_qn(column)}" if f.attname == after else _cast(f) for f in entry_fields
+    ]
+    customer_history, customer_keys = _history_insert(customers, "customer", "~")
+    entry_history, entry_keys = _history_insert(model, "entry", "+")
+    column_sql = _qn(column)
+    sql = (
+        f"WITH customer AS (UPDATE {_qn(customers._meta.db_table)} "  # noqa: S608
+        f"SET {column_sql} = {column_sql} + %s "
+        f"WHERE {_qn(customers._meta.pk.column)} = %s AND {column_sql} + %s >= 0 "
+        "RETURNING *), "
+        f"entry AS (INSERT INTO {_qn(model._meta.db_table)} "
+        f"({', '.join(_qn(f.column) for f in entry_fields)}) "
+        f"SELECT {', '.join(insert_values)} FROM customer RETURNING *), "
+        f"customer_history AS ({customer_history}), "
+        f"entry_history AS ({entry_history}) "
+        f"SELECT {', '.join('entry.' + _qn(f.column) for f in model._meta.concrete_fields)} "
+        "FROM entry"
+    )
+    inserted = tuple(f for f in entry_fields if f.attname != after)
+    returned = []
+    for field in model._meta.concrete_fields:
+        col = field.get_col(model._meta.db_table)
+        converters = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
+        returned.append((field.attname, col, converters))
+    return sql, inserted, customer_keys + entry_keys, tuple(returned)
+
+
+def move(*, customer, column: str, delta: int, entry: models.Model, after: str):
+    """Add `delta` to `customer.<column>` unless it would go below zero, and insert `entry`
+    (unsaved) with `<after>` set to the new value; both with their history rows.
+
+    Returns the saved entry, with `customer.<column>` updated in memory, or None when the
+    move would go below zero (and nothing was written). Call inside `audited()`.
+    """
+    model = type(entry)
+    sql, inserted, attribution_keys, returned = _move_sql(model, type(customer), column, after)
+    attribution = _attribution()
+    params = [delta, customer.pk, delta]
+    # The entry's values exactly as Django's INSERT would prepare them.
+    params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in inserted]
+    params += [attribution[key] for key in attribution_keys]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for (_name, col, converters), value in zip(returned, row, strict=True):
+        for converter in converters:
+            value = converter(value, col, connection)
+        values.append(value)
+    saved = model.from_db(connection.alias, [name for name, _, _ in returned], values)
+    setattr(customer, column, getattr(saved, after))
+    return saved
