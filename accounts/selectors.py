@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from accounts.models import Customer, Store
+from loyalty import rows
 
 
 def partner_merchant_ids(partner) -> frozenset[int]:
@@ -38,9 +39,9 @@ def customer_by_wallet_for_partner(partner, address: str) -> Customer | None:
     """A customer of the partner's primary merchant by wallet address, case-insensitively."""
     if not address:
         return None
-    return Customer.objects.filter(
-        merchant_id=partner.primary_merchant_id, wallet_address=address.strip().lower()
-    ).first()
+    return rows.first(
+        Customer, merchant_id=partner.primary_merchant_id, wallet_address=address.strip().lower()
+    )
 
 
 def store_for_partner(partner, store_id: int) -> Store | None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import cache
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 from rest_framework import exceptions
@@ -18,13 +20,58 @@ from partners.api.body import json_body, raw_body
 from partners.models import Partner, SignedRequestId
 
 
+@cache
+def _partner_query(column: str) -> tuple[str, list[str], list[str]]:
+    qn = connection.ops.quote_name
+    user_model = get_user_model()
+    partner_fields = [f.attname for f in Partner._meta.concrete_fields]
+    user_fields = [f.attname for f in user_model._meta.concrete_fields]
+    columns = [f"p.{qn(f.column)}" for f in Partner._meta.concrete_fields]
+    columns += [f"u.{qn(f.column)}" for f in user_model._meta.concrete_fields]
+    through = Partner.merchants.through._meta
+    merchant, partner = (qn(through.get_field(n).column) for n in ("merchant", "partner"))
+    merchant_ids = (
+        f"ARRAY(SELECT m.{merchant} FROM {qn(through.db_table)} m WHERE m.{partner} = p.id)"  # noqa: S608
+    )
+    user_id = qn(Partner._meta.get_field("user").column)
+    key = qn(Partner._meta.get_field(column).column)
+    sql = (
+        f"SELECT {', '.join(columns)}, {merchant_ids} "  # noqa: S608 (names from _meta)
+        f"FROM {qn(Partner._meta.db_table)} p JOIN {qn(user_model._meta.db_table)} u "
+        f"ON u.{qn(user_model._meta.pk.column)} = p.{user_id} "
+        f"WHERE p.{key} = %s AND p.active AND u.is_active"
+    )
+    return sql, partner_fields, user_fields
+
+
+def active_partner(column: str, value: str) -> Partner | None:
+    """The active partner whose `column` is `value`, with its service user and its merchant
+    ids, in one statement (every partner request starts here)."""
+    if connection.vendor != "postgresql":  # the SQLite demo: the ORM, two statements
+        partner = (
+            Partner.objects.select_related("user")
+            .filter(**{column: value, "active": True, "user__is_active": True})
+            .first()
+        )
+        return partner
+    sql, partner_fields, user_fields = _partner_query(column)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(partner_fields)
+    partner = Partner.from_db(connection.alias, partner_fields, row[:split])
+    partner.user = get_user_model().from_db(
+        connection.alias, user_fields, row[split : split + len(user_fields)]
+    )
+    partner._merchant_ids = frozenset(row[-1])  # see accounts.selectors.partner_merchant_ids
+    return partner
+
+
 def partner_by_api_key(api_key: str) -> Partner | None:
     digest = credentials.hash_api_key(api_key)
-    partner = (
-        Partner.objects.select_related("user")
-        .filter(api_key_hash=digest, active=True, user__is_active=True)
-        .first()
-    )
+    partner = active_partner("api_key_hash", digest)
     # The lookup is by hash; the comparison below keeps the final check constant-time.
     if partner is None or not credentials.api_key_matches(api_key, partner.api_key_hash):
         return None
@@ -121,11 +168,7 @@ class HMACAuthentication(BaseAuthentication):
                 "X-API-KEY, X-API-REQUEST and X-API-SIGNATURE are required.",
                 401,
             )
-        partner = (
-            Partner.objects.select_related("user")
-            .filter(hmac_key=key, active=True, user__is_active=True)
-            .first()
-        )
+        partner = active_partner("hmac_key", key)
         if partner is None:
             raise PointsAuthError("ERR-AUTH-FAILED", "Authentication failed.", 401)
         if request.method == "GET" or not raw_body(request).strip():
