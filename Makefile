@@ -7,7 +7,7 @@ WEB_CONCURRENCY ?= 4
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/loyalty
 DATABASE_URL ?=
 
-.PHONY: install migrate run serve test lint format clean bench bench-scale bank-test wrk
+.PHONY: install migrate run serve test lint format clean bench bench-scale bank-test wrk profile
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,11 @@ format: install
 # Load benchmark: gunicorn + PostgreSQL + wrk on this machine; writes bench/RESULTS.md.
 bench: install wrk
 	$(PY) bench/load.py $(BENCH_ARGS)
+
+# In-process profile of the partner endpoints (ms, CPU ms and statements per request;
+# PROFILE_ARGS=--profile prints pyinstrument's tree).
+profile: install
+	$(PY) bench/profile.py $(PROFILE_ARGS)
 
 # Scale benchmark: 1M balance updates + 1M point transactions; writes bench/RESULTS-scale.md.
 bench-scale: install
