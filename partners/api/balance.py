@@ -145,6 +145,20 @@ ErrorSchema = inline_serializer(
     },
 )
 
+AuthErrorSchema = inline_serializer(
+    name="BalanceAuthError", fields={"detail": serializers.CharField()}
+)
+# Besides each endpoint's own answers: authentication (401, `{"detail"}`), a body over 64 KiB
+# (413), an Idempotency-Key still in flight (409) or reused (422), throttling (429).
+ERRORS = {
+    400: ErrorSchema,
+    401: AuthErrorSchema,
+    409: ErrorSchema,
+    413: ErrorSchema,
+    422: ErrorSchema,
+    429: ErrorSchema,
+}
+
 
 class BalanceView(PartnerAPIView):
     """Balance API (Stamps-compatible). `Authorization: Token <key>` or `Bearer <key>`.
@@ -185,7 +199,7 @@ _move_schema = extend_schema(
     tags=["Balance API"],
     parameters=[IDEMPOTENCY_KEY],
     request=MoveSerializer,
-    responses={200: SuccessSchema, 400: ErrorSchema, 422: ErrorSchema},
+    responses={200: SuccessSchema, **ERRORS},
 )
 
 
@@ -208,7 +222,7 @@ class BalanceCancelView(BalanceView):
         tags=["Balance API"],
         parameters=[IDEMPOTENCY_KEY],
         request=CancelSerializer,
-        responses={200: SuccessSchema, 400: ErrorSchema, 404: ErrorSchema, 422: ErrorSchema},
+        responses={200: SuccessSchema, **ERRORS, 404: ErrorSchema},
     )
     @idempotent
     def post(self, request):

@@ -191,6 +191,11 @@ def _schema(name: str, **fields):
 PointsError = _schema(
     "PointsError", errorCode=serializers.CharField(), errorMessage=serializers.CharField()
 )
+# The contract's error table, for every endpoint (a replayed X-API-REQUEST is 409 anywhere);
+# writes add a body over 64 KiB (413) and ERR-INSUFFICIENT-POINTS or a reused
+# Idempotency-Key (422).
+READ_ERRORS = {status: PointsError for status in (400, 401, 404, 409, 429)}
+WRITE_ERRORS = {status: PointsError for status in (400, 401, 404, 409, 413, 422, 429)}
 
 
 class PointsView(PartnerAPIView):
@@ -234,8 +239,7 @@ class GetPointsView(PointsView):
                 points=serializers.IntegerField(),
                 chain=serializers.CharField(),
             ),
-            401: PointsError,
-            404: PointsError,
+            **READ_ERRORS,
         },
     )
     def get(self, request):
@@ -259,10 +263,7 @@ class DeductPointsView(PointsView):
         parameters=[*SIGNED_REQUEST, IDEMPOTENCY_KEY],
         responses={
             200: _schema("PointsDeducted", partnerTransactionId=serializers.CharField()),
-            401: PointsError,
-            404: PointsError,
-            409: PointsError,
-            422: PointsError,
+            **WRITE_ERRORS,
         },
     )
     @idempotent
@@ -291,10 +292,7 @@ class RevertDeductView(PointsView):
                 partnerTransactionId=serializers.CharField(),
                 partnerRevertId=serializers.CharField(),
             ),
-            400: PointsError,
-            401: PointsError,
-            404: PointsError,
-            409: PointsError,
+            **WRITE_ERRORS,
         },
     )
     @idempotent
@@ -342,9 +340,7 @@ class ConfirmRedemptionView(PointsView):
         parameters=[*SIGNED_REQUEST, IDEMPOTENCY_KEY],
         responses={
             200: _schema("RedemptionConfirmed"),
-            400: PointsError,
-            401: PointsError,
-            404: PointsError,
+            **WRITE_ERRORS,
         },
     )
     @idempotent

@@ -153,6 +153,11 @@ def _envelope_schema(name: str, result=None):
 
 
 StampEnvelope = _envelope_schema("StampEnvelope")
+# What the exception handler answers besides 200: invalid input (400), authentication (401),
+# a body over 64 KiB (413), throttling (429) and, for writes, the Idempotency-Key refusals
+# (409 in flight, 422 reused). Every one is the envelope with `result: null`.
+READ_ERRORS = {status: StampEnvelope for status in (400, 401, 429)}
+WRITE_ERRORS = {status: StampEnvelope for status in (400, 401, 409, 413, 422, 429)}
 
 
 class StampView(PartnerAPIView):
@@ -179,7 +184,10 @@ class StampCreateView(StampView):
         tags=["Stamp API"],
         parameters=[IDEMPOTENCY_KEY],
         request=CreateSerializer,
-        responses=_envelope_schema("StampCreateEnvelope", serializers.IntegerField()),
+        responses={
+            200: _envelope_schema("StampCreateEnvelope", serializers.IntegerField()),
+            **WRITE_ERRORS,
+        },
         summary="Create a stamp (result: the new stampIdx)",
     )
     @idempotent
@@ -215,7 +223,7 @@ class StampAddView(StampView):
         tags=["Stamp API"],
         parameters=[IDEMPOTENCY_KEY],
         request=StampIdxSerializer,
-        responses=StampEnvelope,
+        responses={200: StampEnvelope, **WRITE_ERRORS},
         summary="Add one stamp",
     )
     @idempotent
@@ -230,7 +238,7 @@ class StampRemoveView(StampView):
         tags=["Stamp API"],
         parameters=[IDEMPOTENCY_KEY],
         request=RemoveSerializer,
-        responses=StampEnvelope,
+        responses={200: StampEnvelope, **WRITE_ERRORS},
         summary="Remove one stamp (a correction: never below 0, capped per stamp per day)",
     )
     @idempotent
@@ -251,7 +259,10 @@ class StampValidateView(StampView):
     @extend_schema(
         tags=["Stamp API"],
         parameters=[OpenApiParameter("stampIdx", int, required=True)],
-        responses=_envelope_schema("StampValidateEnvelope", StampResultSerializer(allow_null=True)),
+        responses={
+            200: _envelope_schema("StampValidateEnvelope", StampResultSerializer(allow_null=True)),
+            **READ_ERRORS,
+        },
         summary="Read a stamp",
     )
     def get(self, request):
@@ -263,7 +274,7 @@ class StampUpdateView(StampView):
         tags=["Stamp API"],
         parameters=[IDEMPOTENCY_KEY],
         request=UpdateSerializer,
-        responses=StampEnvelope,
+        responses={200: StampEnvelope, **WRITE_ERRORS},
         summary="Update a stamp (setting `stamps` is an audited correction)",
     )
     @idempotent
@@ -290,7 +301,7 @@ class StampDeleteView(StampView):
     @extend_schema(
         tags=["Stamp API"],
         parameters=[OpenApiParameter("stampIdx", int, required=True)],
-        responses={200: StampEnvelope},
+        responses={200: StampEnvelope, **READ_ERRORS},
         summary="Deactivate and hide a stamp (its history is kept)",
     )
     def delete(self, request):
