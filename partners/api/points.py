@@ -10,7 +10,7 @@ body exactly as sent (canonical JSON). Errors: {"success": false, "errorCode",
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from accounts.selectors import customer_by_wallet_for_partner
 from ledger import errors as ledger_errors
 from ledger import services
+from ledger.models import PointTransaction
 from ledger.selectors import deduction_for_partner
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
@@ -122,9 +123,18 @@ class RevertSerializer(DeductSerializer):
 
 @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "format": "decimal"}]})
 class FlexibleDecimalField(serializers.Field):
-    """A JSON number or numeric string, kept exactly as a Decimal."""
+    """A JSON number or numeric string, kept as a Decimal rounded to the column's scale (as
+    PostgreSQL would round it); a value whose integer part the column cannot hold is a 400."""
 
-    default_error_messages = {"invalid": "must be a number"}
+    default_error_messages = {
+        "invalid": "must be a number",
+        "max_value": "must be less than 10^{digits} in absolute value",
+    }
+
+    def __init__(self, *, model_field: str, **kwargs) -> None:
+        column = PointTransaction._meta.get_field(model_field)
+        self.max_digits, self.decimal_places = column.max_digits, column.decimal_places
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data) -> Decimal:
         if isinstance(data, bool) or not isinstance(data, int | float | str):
@@ -133,8 +143,17 @@ class FlexibleDecimalField(serializers.Field):
             value = Decimal(str(data))
         except InvalidOperation:
             self.fail("invalid")
-        if not value.is_finite() or abs(value) >= Decimal(10) ** 20:
+        if not value.is_finite():
             self.fail("invalid")
+        digits = self.max_digits - self.decimal_places
+        # Rounded here, not by the database: PostgreSQL refuses exponents beyond its numeric
+        # format (1e-999999999) and integer parts beyond the precision (numeric overflow).
+        with localcontext(prec=self.max_digits + 2, rounding=ROUND_HALF_UP):
+            if not value.is_zero() and value.adjusted() >= digits:
+                self.fail("max_value", digits=digits)
+            value = value.quantize(Decimal(1).scaleb(-self.decimal_places))
+            if not value.is_zero() and value.adjusted() >= digits:  # rounded up to 10^digits
+                self.fail("max_value", digits=digits)
         return value
 
     def to_representation(self, value) -> str:
@@ -143,7 +162,7 @@ class FlexibleDecimalField(serializers.Field):
 
 @extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]})
 class MomentField(serializers.Field):
-    """An ISO 8601 timestamp or a Unix time in seconds or milliseconds."""
+    """An ISO 8601 timestamp or a Unix time in seconds or milliseconds, kept in UTC."""
 
     default_error_messages = {"invalid": "must be an ISO 8601 timestamp or a Unix time"}
 
@@ -157,9 +176,14 @@ class MomentField(serializers.Field):
         if isinstance(data, str):
             try:
                 moment = dt.datetime.fromisoformat(data.replace("Z", "+00:00"))
-            except ValueError:
+                # In UTC: PostgreSQL refuses the offsets beyond +/-15:59 that Python accepts,
+                # and a moment whose UTC year is 0 or 10000 could be stored but never read
+                # back into Python (astimezone raises OverflowError for those).
+                return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(
+                    dt.UTC
+                )
+            except (ValueError, OverflowError):
                 self.fail("invalid")
-            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
         self.fail("invalid")
 
     def to_representation(self, value) -> str:
@@ -169,9 +193,9 @@ class MomentField(serializers.Field):
 class ConfirmSerializer(serializers.Serializer):
     address = serializers.CharField(max_length=100)
     deductPoints = ContractIntegerField()
-    usdAmount = FlexibleDecimalField()
-    yggAmount = FlexibleDecimalField()
-    priceYggUsd = FlexibleDecimalField()
+    usdAmount = FlexibleDecimalField(model_field="usd_amount")
+    yggAmount = FlexibleDecimalField(model_field="ygg_amount")
+    priceYggUsd = FlexibleDecimalField(model_field="price_ygg_usd")
     yggRedemptionId = serializers.CharField(max_length=100)
     status = serializers.ChoiceField(["claimed", "reverted"])
     txnConfirmed = serializers.BooleanField()

@@ -1,5 +1,6 @@
 """Points API (CONTRACT.md section 3) with real HMAC signatures both ways."""
 
+import datetime as dt
 import json
 import time
 
@@ -169,6 +170,47 @@ def test_confirm_reverted_for_an_unreverted_deduction_is_flagged(points_api, wal
 def test_confirm_of_an_unknown_redemption_is_not_found(points_api, wallet):
     response = points_api.post("/confirm-redemption", confirm_body(wallet))
     assert response.json()["errorCode"] == "ERR-TRANSACTION-NOT-FOUND"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # numeric(30, 18) holds less than 10^12: these were a database error, answered 500
+        {"priceYggUsd": 10**13},
+        {"priceYggUsd": "999999999999.9999999999999999999"},  # rounds up to 10^12
+        {"usdAmount": "1e20"},
+        # moments whose UTC year is 0 or 10000 were stored, then could not be read back by the
+        # staff API or the admin
+        {"pendingAt": "0001-01-01T00:00:00+01:00"},
+        {"claimedAt": "9999-12-31T23:59:59-01:00"},
+    ],
+    ids=str,
+)
+def test_confirm_refuses_amounts_and_moments_the_database_cannot_hold(points_api, wallet, change):
+    points_api.post("/deduct-points-by-address", deduct_body(wallet))
+    response = points_api.post("/confirm-redemption", confirm_body(wallet, **change))
+    field = next(iter(change))
+    assert (response.status_code, response.json()["errorCode"]) == (400, "ERR-INVALID-REQUEST")
+    assert response.json()["errorMessage"].startswith(f"{field}: ")
+    assert PointTransaction.objects.get(kind="deduct").confirmation_status == ""
+
+
+def test_confirm_keeps_amounts_at_the_column_scale_and_moments_in_utc(points_api, wallet):
+    points_api.post("/deduct-points-by-address", deduct_body(wallet))
+    body = confirm_body(
+        wallet,
+        usdAmount="1e-999999999",  # PostgreSQL cannot even parse it: rounds to 0 here
+        priceYggUsd="999999999999.999999999999999999",
+        initialAt="2026-11-20T10:00:00+21:50",  # PostgreSQL refused this offset: a 500
+    )
+    response = points_api.post("/confirm-redemption", body)
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    txn = PointTransaction.objects.get(kind="deduct")
+    assert (str(txn.usd_amount), str(txn.price_ygg_usd)) == (
+        "0E-10",
+        "999999999999.999999999999999999",
+    )
+    assert txn.initial_at == dt.datetime(2026, 11, 19, 12, 10, tzinfo=dt.UTC)
 
 
 # --- authentication -------------------------------------------------------------------------
