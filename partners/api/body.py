@@ -35,11 +35,35 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Deeper bodies are refused: canonicalising one to check its signature (and any other
+# recursive walk) would exhaust Python's stack well inside 64 KiB, at about 450 levels.
+MAX_DEPTH = 64
+
+
+def _too_deep(value) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_json(raw: bytes):
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise exceptions.ParseError("The body is not valid JSON.") from exc
+    if _too_deep(value):
+        raise exceptions.ParseError(f"The body is nested deeper than {MAX_DEPTH} levels.")
+    return value
 
 
 def json_body(request, *, allow_empty: bool = False):

@@ -13,7 +13,7 @@ from ledger import services
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
 from loyalty.audit import Channel
 from tests.helpers import fund
-from tests.partners.conftest import KeyClient, PointsClient
+from tests.partners.conftest import KeyClient, PointsClient, new_request_id
 
 pytestmark = pytest.mark.django_db
 
@@ -313,6 +313,32 @@ def test_oversized_bodies_are_413_in_each_shape(stamp_api, balance_api, points_a
     assert_stamp_shape(stamp_api.call("PUT", "/api/stamp/v1/add", raw=big), 413)
     assert_balance_shape(balance_api.call("POST", "/api/balances/credit", raw=big), 413)
     assert_points_shape(points_api.call("POST", "/deduct-points-by-address", raw=big), 413)
+
+
+@pytest.mark.parametrize("depth", [65, 600])
+def test_deeply_nested_bodies_are_400_in_each_shape(stamp_api, balance_api, points_api, depth):
+    # 600 levels fit in 1.2 KB; canonicalising them for the Points API's signature check
+    # exhausted Python's stack (RecursionError, answered 500).
+    deep = "[" * depth + "]" * depth
+    before = snapshot()
+    assert_stamp_shape(stamp_api.call("PUT", "/api/stamp/v1/add", raw=deep), 400)
+    assert_balance_shape(balance_api.call("POST", "/api/balances/credit", raw=deep), 400)
+    headers = {
+        "X-API-KEY": points_api.hmac_key,
+        "X-API-REQUEST": new_request_id(),
+        "X-API-SIGNATURE": "0" * 64,
+    }
+    response = points_api.client.generic(
+        "POST", "/deduct-points-by-address", deep, headers=headers, content_type="application/json"
+    )
+    assert_points_shape(response, 400)
+    assert response.json()["errorMessage"] == "body: The body is nested deeper than 64 levels."
+    assert snapshot() == before
+
+
+def test_a_body_nested_64_deep_is_still_read(stamp_api, stamp):
+    nested = {"stampIdx": stamp.pk, "extra": json.loads("[" * 63 + "]" * 63)}
+    assert stamp_api.call("PUT", "/api/stamp/v1/add", nested).json()["code"] == 0
 
 
 def test_unknown_fields_are_ignored(stamp_api, stamp):
