@@ -7,7 +7,7 @@ WEB_CONCURRENCY ?= 4
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/loyalty
 DATABASE_URL ?=
 
-.PHONY: install migrate run serve test lint format clean bench bench-scale bank-test wrk profile
+.PHONY: install migrate run serve test fuzz lint format clean bench bench-scale bank-test wrk profile
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,14 @@ serve: install
 # The whole suite on PostgreSQL (DATABASE_URL chooses the server; default the local one).
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest $(PYTEST_ARGS)
+
+# schemathesis against /api/schema/ for the staff and partner APIs, many more examples per
+# operation than `make test` runs (FUZZ_EXAMPLES, default 12 there).
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+		$(PY) -m pytest -q tests/api/test_schema.py::test_staff_api_conforms_to_its_schema \
+		tests/partners/test_fuzz.py $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

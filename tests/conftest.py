@@ -1,7 +1,9 @@
 import os
 
 import pytest
+from django.core import signals
 from django.core.servers.basehttp import WSGIServer
+from django.db import close_old_connections
 
 from accounts.services import staff_create
 from loyalty.audit import Channel
@@ -31,6 +33,17 @@ def _plain_http_test_client():
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def _keep_test_connection():
+    # Django's test Client stops requests from closing the database connection (it holds the
+    # test's transaction); schemathesis' WSGI client does not, so do the same here.
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture

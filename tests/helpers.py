@@ -1,5 +1,6 @@
 """Helpers shared by the tests: funding through services, and real-thread concurrency."""
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -12,6 +13,12 @@ from loyalty.audit import Channel
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL (make test sets DATABASE_URL)"
 )
+
+
+def fuzz_examples(default: int = 12) -> int:
+    """Hypothesis examples per operation for the schemathesis tests (`FUZZ_EXAMPLES`;
+    `make fuzz` runs them with many more)."""
+    return max(1, int(os.environ.get("FUZZ_EXAMPLES") or default))
 
 
 def fund(customer, *, balance: int = 0, points: int = 0, store=None):
