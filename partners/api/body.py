@@ -66,16 +66,21 @@ def parse_json(raw: bytes):
     return value
 
 
+_EMPTY = object()  # no body at all, unlike a JSON `null`
+
+
 def json_body(request, *, allow_empty: bool = False):
     """The parsed body (cached on the request); None for an empty body when allowed."""
     django_request = getattr(request, "_request", request)
-    if hasattr(django_request, "_partner_json"):
-        return django_request._partner_json
-    raw = raw_body(request)
-    value = None if not raw.strip() else parse_json(raw)
-    django_request._partner_json = value
-    if value is None and not allow_empty:
-        raise exceptions.ParseError("The body is empty.")
+    value = getattr(django_request, "_partner_json", None)
+    if not hasattr(django_request, "_partner_json"):
+        raw = raw_body(request)
+        value = _EMPTY if not raw.strip() else parse_json(raw)
+        django_request._partner_json = value
+    if value is _EMPTY:
+        if not allow_empty:
+            raise exceptions.ParseError("The body is empty.")
+        return None
     return value
 
 

@@ -387,3 +387,14 @@ def test_rates_are_read_like_drf_rates(rate, expected):
     from partners.throttling import parse_rate
 
     assert parse_rate(rate) == expected
+
+
+def test_a_signed_json_null_body_is_checked_as_a_body_not_as_an_empty_one(points_api, customer):
+    """`null` is signed as "null" (canonical JSON), and refused for its missing fields."""
+    fund(customer, points=100)
+    before = snapshot()
+    response = points_api.call("POST", "/deduct-points-by-address", raw="null")
+    assert_points_shape(response, 400)
+    assert response.json()["errorCode"] == "ERR-INVALID-REQUEST"
+    assert "empty" not in response.json()["errorMessage"]
+    assert snapshot() == before
