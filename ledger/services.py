@@ -504,10 +504,10 @@ def point_deduct(
             raise errors.DuplicateRedemption(original) from None
         raise
     except IntegrityError as exc:
-        if "pointtransaction_one_deduction_per_redemption" in _constraint_name(exc):
-            original = existing()
-            if original is not None:
-                raise errors.DuplicateRedemption(original) from exc
+        # The redemption's UNIQUE constraint (whatever the engine calls it in its message):
+        # the original exists now.
+        if (original := existing()) is not None:
+            raise errors.DuplicateRedemption(original) from exc
         raise
 
 

@@ -145,7 +145,15 @@ def remember_request_id(partner: Partner, request_id: str) -> bool:
         cursor.execute(
             f"INSERT INTO {table} (partner_id, request_id, created) VALUES (%s, %s, %s) "  # noqa: S608
             "ON CONFLICT (partner_id, request_id) DO NOTHING",
-            [partner.pk, uuid.UUID(request_id), timezone.now()],
+            [
+                partner.pk,
+                SignedRequestId._meta.get_field("request_id").get_db_prep_value(
+                    uuid.UUID(request_id), connection
+                ),
+                SignedRequestId._meta.get_field("created").get_db_prep_value(
+                    timezone.now(), connection
+                ),
+            ],
         )
         return cursor.rowcount == 1
 

@@ -1,5 +1,6 @@
 """Project-level promises: migrations, health check, settings, zero-setup SQLite start."""
 
+import json
 import os
 import subprocess
 import sys
@@ -52,7 +53,34 @@ def test_app_starts_on_sqlite_with_no_database_configured(tmp_path):
             check=False,
         )
         assert result.returncode == 0, result.stderr
+        if args == ["seed_demo", "--json"]:
+            demo = result.stdout
     assert "reconcile OK" in result.stdout
+    # The partner APIs work on the demo database as a client would use them (SQLite has no
+    # one-statement moves: the ORM path runs, with the same answers).
+    result = subprocess.run(
+        [sys.executable, "tests/demo_smoke.py"],
+        cwd=ROOT,
+        env=env,
+        input=demo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    calls = json.loads(result.stdout)
+    assert calls["get"][0] == 200 and calls["get"][1]["points"] == 5000
+    assert calls["deduct"][0] == 200
+    assert calls["deduct_again"][0] == 409
+    assert (
+        calls["deduct_again"][1]["partnerTransactionId"]
+        == calls["deduct"][1]["partnerTransactionId"]
+    )
+    assert calls["deduct_too_much"][0] == 422
+    assert calls["credit"][0] == calls["debit"][0] == 200
+    assert calls["debit"][1]["customer"]["balance"] == 1500  # 1500 + 5 - 5
+    assert calls["remove"] == [200, {"code": 0, "message": "", "result": None}]
 
 
 def test_settings_come_from_the_environment():
