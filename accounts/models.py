@@ -8,15 +8,45 @@ from simple_history.models import HistoricalRecords
 from loyalty.audit import AuditedHistoricalModel
 
 
+class AuditHistoricalRecords(HistoricalRecords):
+    """simple-history's records, optionally with the index the audit log reads versions by.
+
+    With `version_index`, the historical table is indexed on (id, history_id) instead of on
+    id alone: finding the version before a given one ("the latest of this object below this
+    history id") is then one index probe, however many versions the object has. With id
+    alone PostgreSQL reads every version of the object, or walks the primary key backwards
+    past every other object's versions; a customer gets a version per ledger move, so that
+    made the audit log's CSV export crawl (200 rows/s). The composite index serves every
+    lookup by id as well and costs no more to maintain than the one it replaces.
+    """
+
+    def __init__(self, *args, version_index: bool = False, **kwargs):
+        self.version_index = version_index
+        if version_index:
+            kwargs["no_db_index"] = [*kwargs.get("no_db_index", []), "id"]
+        super().__init__(*args, **kwargs)
+
+    def get_meta_options(self, model):
+        options = super().get_meta_options(model)
+        if self.version_index:
+            index = models.Index(
+                fields=["id", "history_id"], name=f"hist_{model._meta.model_name}_version"
+            )
+            options["indexes"] = (*options.get("indexes", ()), index)
+        return options
+
+
 def audit_history(**kwargs) -> HistoricalRecords:
-    return HistoricalRecords(bases=[AuditedHistoricalModel], **kwargs)
+    """History of an audited model. Pass `version_index=True` (see `AuditHistoricalRecords`);
+    every audited model has it except `Partner`, whose few versions do not need it."""
+    return AuditHistoricalRecords(bases=[AuditedHistoricalModel], **kwargs)
 
 
 class Merchant(models.Model):
     name = models.CharField(max_length=200)
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -30,7 +60,7 @@ class Store(models.Model):
     name = models.CharField(max_length=200)
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -52,7 +82,7 @@ class Customer(models.Model):
     points = models.BigIntegerField(default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["id"]

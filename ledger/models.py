@@ -21,7 +21,7 @@ class StampCard(models.Model):
     max_stamps = models.PositiveIntegerField()
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -57,7 +57,7 @@ class Stamp(models.Model):
     external_user_email = models.CharField(max_length=254, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["id"]
@@ -109,7 +109,7 @@ class BalanceUpdate(models.Model):
     )
     cancel_reason = models.TextField(blank=True, default="")
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["-id"]
@@ -196,7 +196,7 @@ class PointTransaction(models.Model):
     reverted_at = models.DateTimeField(null=True, blank=True)
     needs_attention = models.BooleanField(default=False)
 
-    history = audit_history()
+    history = audit_history(version_index=True)
 
     class Meta:
         ordering = ["-id"]
