@@ -3,13 +3,16 @@
 import csv
 import datetime as dt
 import io
+import json
 
 import pytest
+from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ledger import dashboard, services
-from ledger.models import BalanceUpdate
+from ledger.models import BalanceUpdate, PointTransaction
 from loyalty.audit import Channel
 from tests import factories
 from tests.admin.utils import deduct
@@ -123,18 +126,39 @@ def test_audit_log_csv_is_streamed_filtered_and_safe_for_spreadsheets(activity, 
 def test_audit_log_csv_reads_in_keyset_batches(activity, auditor_client, monkeypatch):
     from ledger import history
 
-    calls = []
-    real = history.audit_log_page
+    monkeypatch.setattr(history, "EXPORT_BATCH", 2)
 
-    def spy(filters, *, limit, cursor=None):
-        calls.append(limit)
-        return real(filters, limit=2, cursor=cursor)
+    def history_reads(queries):
+        return [q["sql"] for q in queries if "_historical" in q["sql"]]
 
-    monkeypatch.setattr(history, "audit_log_page", spy)
-    response = auditor_client.get("/admin/audit-log.csv", {"channel": "admin"})
-    assert calls == []  # nothing read before the response starts streaming
-    body = b"".join(response.streaming_content).decode()
-    assert len(calls) == 3 and body.count("\n") == 6  # header + 5 rows, 2 per batch
+    with CaptureQueriesContext(connection) as before:
+        response = auditor_client.get("/admin/audit-log.csv", {"channel": "admin"})
+    assert history_reads(before) == []  # nothing read before the response starts streaming
+    with CaptureQueriesContext(connection) as streaming:
+        body = b"".join(response.streaming_content).decode()
+    assert body.count("\n") == 6  # header + 5 rows
+    batches = [sql for sql in history_reads(streaming) if sql.endswith("LIMIT 2")]
+    # A first batch per table, and a second one for the customer's two admin changes.
+    assert len(batches) == len(history.AUDITED_MODELS) + 1
+
+
+def test_audit_log_csv_rows_are_pinned(activity, auditor_client):
+    revert = PointTransaction.objects.get(reverts=activity["deduction"])
+    customer = activity["deduction"].customer
+    response = auditor_client.get("/admin/audit-log.csv", {"q": "double charge"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    by_model = {row[1]: row for row in rows[1:]}
+    assert len(rows) == 3 and by_model.keys() == {"customer", "pointtransaction"}
+    row = by_model["customer"]
+    assert row[1:3] == ["customer", str(customer.pk)]
+    assert row[4:9] == ["~", "support-1", "admin", "points_revert", "Partner double charge"]
+    assert row[10] == '[{"field": "points", "old": 70, "new": 100}]'
+    created = json.loads(by_model["pointtransaction"][10])
+    assert {"field": "id", "old": None, "new": revert.pk} in created
+    assert {"field": "reverts", "old": None, "new": activity["deduction"].pk} in created
+    assert {"field": "created", "old": None, "new": revert.created.isoformat()} in created
+    dates = [dt.datetime.fromisoformat(r[0]) for r in rows[1:]]
+    assert dates == sorted(dates, reverse=True)
 
 
 def test_dashboard_counts_corrections_by_kind_reason_actor_and_partner(activity, auditor_client):

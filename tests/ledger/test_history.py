@@ -1,6 +1,8 @@
 import csv
 import datetime as dt
 import io
+import json
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -9,7 +11,7 @@ from ledger import history, services
 from ledger.models import BalanceUpdate, Stamp
 from loyalty.audit import Channel
 from tests import factories
-from tests.helpers import fund
+from tests.helpers import fund, postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -138,3 +140,160 @@ def test_bad_cursor_decodes_to_none():
 def test_balance_update_history_names_model(busy):
     versions = history.object_history(BalanceUpdate, busy.pk)
     assert [v.history_type for v in versions] == ["~", "+"]
+
+
+# --- the export against the pages ----------------------------------------------------------
+
+
+@pytest.fixture
+def crowded(customer, store, card, partner, support, monkeypatch):
+    """Versions of every kind of object, many of them at one same instant (ties on
+    history_date within a table and across tables), some with a previous version."""
+    fund(customer, balance=100, points=100, store=store)
+    stamp = factories.StampFactory(card=card, customer=customer)
+    moment = timezone.now()
+    with monkeypatch.context() as frozen:
+        frozen.setattr(timezone, "now", lambda: moment)
+        for _ in range(3):
+            services.stamp_add(actor=partner.user, channel=Channel.STAMP_API, stamp=stamp)
+            services.balance_credit(
+                actor=partner.user,
+                channel=Channel.BALANCE_API,
+                customer=customer,
+                store=store,
+                amount=5,
+            )
+    update = services.balance_debit(
+        actor=partner.user, channel=Channel.BALANCE_API, customer=customer, store=store, amount=7
+    )
+    services.balance_update_cancel(
+        actor=support, channel=Channel.ADMIN, balance_update=update, reason='+1 wrong, é "q"'
+    )
+    services.stamp_remove(actor=support, channel=Channel.ADMIN, stamp=stamp, reason="=1+1")
+    other = factories.CustomerFactory()  # another merchant
+    fund(other, points=5)
+    return {"customer": customer, "stamp": stamp, "other": other}
+
+
+def paged(filters: history.AuditFilters, *, limit: int) -> list[history.Version]:
+    versions, cursor = [], None
+    while True:
+        page, cursor = history.audit_log_page(filters, limit=limit, cursor=cursor)
+        versions += page
+        if cursor is None:
+            return versions
+        cursor = history.Cursor.decode(cursor.encode())
+
+
+EXPORT_FILTERS = [
+    {},
+    {"channel": "balance-api"},
+    {"actor": "Partner A"},
+    {"actor": "support-1", "q": "WRONG"},
+    {"model": "customer"},
+    {"model": "stamp"},
+    {"merchant": "customer"},
+    {"merchant": "other"},
+    {"actor": "nobody"},
+]
+
+
+@pytest.mark.parametrize("params", EXPORT_FILTERS)
+def test_export_in_small_batches_is_the_paginated_log(crowded, params):
+    if params.get("merchant"):
+        params = {"merchant": crowded[params["merchant"]].merchant_id}
+    filters = history.AuditFilters(**params)
+
+    exported = [v.as_dict() for v in history.iter_audit_log(filters, batch=2)]
+
+    assert exported == [v.as_dict() for v in paged(filters, limit=3)]
+    assert exported == [v.as_dict() for v in history.audit_log_page(filters, limit=1000)[0]]
+    if not params:
+        assert len(exported) > 10  # many batches of 2
+
+
+def test_export_has_ties_across_batches_and_tables(crowded):
+    exported = list(history.iter_audit_log(history.AuditFilters(), batch=2))
+    dates = [v.history_date for v in exported]
+    tied = {d for d in dates if dates.count(d) > 1}
+    assert any(len({v.model for v in exported if v.history_date == d}) > 1 for d in tied)
+    customer_ties = [
+        sum(v.model == "customer" and v.history_date == d for v in exported) for d in tied
+    ]
+    assert max(customer_ties) > 2  # more than a batch of one table at one instant
+
+
+def test_exported_versions_are_each_objects_history(crowded):
+    """The export (rows as tuples, previous version by subquery) against `object_history`
+    (model instances, previous version by position): same actors, reasons and changes."""
+    histories = {}
+    for version in history.iter_audit_log(history.AuditFilters(), batch=2):
+        key = (version.model, version.object_id)
+        if key not in histories:
+            model = history.AUDITED_MODELS[version.model]
+            histories[key] = {v.history_id: v for v in history.object_history(model, key[1])}
+        assert version == histories[key][version.history_id]
+    assert sum(len(versions) > 3 for versions in histories.values()) >= 2
+
+
+def test_csv_stream_is_the_csv_of_the_paginated_log(crowded):
+    expected = io.StringIO()
+    csv.writer(expected).writerows(history.csv_rows(paged(history.AuditFilters(), limit=3)))
+
+    for rows_per_chunk in (1, 3, 1000):
+        chunks = list(
+            history.csv_stream(
+                history.iter_audit_log(history.AuditFilters(), batch=2),
+                rows_per_chunk=rows_per_chunk,
+            )
+        )
+        assert "".join(chunks) == expected.getvalue()
+    assert len(chunks) == 1
+    rows = list(csv.reader(io.StringIO(expected.getvalue())))
+    assert '\'+1 wrong, é "q"' in {r[8] for r in rows} and "'=1+1" in {r[8] for r in rows}
+
+
+def test_csv_stream_of_an_empty_log_is_the_header():
+    assert list(history.csv_stream(iter([]))) == [",".join(history.CSV_COLUMNS) + "\r\n"]
+
+
+def test_changes_json_is_json_dumps():
+    changes = [
+        history.Change("id", None, 7),
+        history.Change("name", "", 'é "quoted" \\ \n\t\x00 ☃ \U0001f600'),
+        history.Change("active", True, False),
+        history.Change("txn_confirmed", None, None),
+        history.Change("amount", "1.50", "-0.000000000000000001"),
+        history.Change("ratio", 1.5, float("nan")),
+        history.Change("big", 2**70, -3),
+        history.Change("when", dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 3, 4, 5, 6, dt.UTC)),
+        history.Change("data", {"k": [1, None, "x"]}, [Decimal("1.5")]),
+        history.Change('we"ird', "a", "b"),
+    ]
+    expected = json.dumps(
+        [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
+    )
+    assert history.changes_json(changes) == expected
+    assert history.changes_json([]) == json.dumps([]) == "[]"
+
+
+@postgres_only
+def test_fetch_reads_exactly_what_the_orm_reads(crowded):
+    assert history._native_timestamptz_loader() is not None  # psycopg's C extension is in use
+    for model in history.AUDITED_MODELS.values():
+        qs = history._version_rows(model, model.history.all().order_by("-history_id"))
+        fast, orm = history._fetch(qs), list(qs)
+        assert fast == orm and fast
+        assert [type(v) for v in fast[0]] == [type(v) for v in orm[0]]
+        assert fast[0][1].tzinfo is orm[0][1].tzinfo is dt.UTC
+    nothing = history._version_rows(Stamp, Stamp.history.filter(history_user_id__in=[]))
+    assert history._fetch(nothing) == []
+
+
+def test_export_queries_are_per_batch_not_per_row(crowded, django_assert_max_num_queries):
+    filters = history.AuditFilters(model="customer")
+    total = len(history.audit_log_page(filters, limit=1000)[0])
+    assert total >= 10
+    # Per batch of 2: the rows, and their previous versions.
+    with django_assert_max_num_queries(2 * (total // 2 + 1)):
+        assert len(list(history.iter_audit_log(filters, batch=2))) == total
