@@ -441,8 +441,8 @@ class AuditLogView(StaffAPIMixin, APIView):
         return Response({"next": next_url, "results": _versions_data(versions)})
 
     def _csv(self, filters_: history.AuditFilters) -> StreamingHttpResponse:
-        rows = history.csv_stream(_without_credentials(history.iter_audit_log(filters_)))
-        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+        chunks = history.audit_log_csv(filters_, hidden={"partner": CREDENTIAL_FIELDS})
+        response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
         return response
 

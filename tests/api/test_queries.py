@@ -102,7 +102,7 @@ def test_query_counts_do_not_grow_with_rows(busy, api_auditor, django_assert_max
     assert len(response.json()["results"]) == 200
     assert measured["audit-log next"] <= 9 + 8 + 2 * 8
 
-    # The CSV export reads in keyset batches of 1000: a few batches, not a query per row.
+    # The CSV export reads in keyset batches: a few batches, not a query per row.
     response, measured["audit-log csv"] = count_queries(
         lambda: api_auditor.get("audit-log/", {"format": "csv"})
     )

@@ -236,45 +236,86 @@ def test_exported_versions_are_each_objects_history(crowded):
     assert sum(len(versions) > 3 for versions in histories.values()) >= 2
 
 
-def test_csv_stream_is_the_csv_of_the_paginated_log(crowded):
-    expected = io.StringIO()
-    csv.writer(expected).writerows(history.csv_rows(paged(history.AuditFilters(), limit=3)))
+def csv_text(versions) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(history.csv_rows(versions))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("params", EXPORT_FILTERS)
+def test_csv_export_is_the_csv_of_the_paginated_log(crowded, params):
+    if params.get("merchant"):
+        params = {"merchant": crowded[params["merchant"]].merchant_id}
+    filters = history.AuditFilters(**params)
+    expected = csv_text(paged(filters, limit=3))
 
     for rows_per_chunk in (1, 3, 1000):
-        chunks = list(
-            history.csv_stream(
-                history.iter_audit_log(history.AuditFilters(), batch=2),
-                rows_per_chunk=rows_per_chunk,
-            )
-        )
-        assert "".join(chunks) == expected.getvalue()
+        chunks = list(history.audit_log_csv(filters, batch=2, rows_per_chunk=rows_per_chunk))
+        assert "".join(chunks) == expected
     assert len(chunks) == 1
-    rows = list(csv.reader(io.StringIO(expected.getvalue())))
-    assert '\'+1 wrong, é "q"' in {r[8] for r in rows} and "'=1+1" in {r[8] for r in rows}
+    if not params:
+        reasons = {row[8] for row in csv.reader(io.StringIO(expected))}
+        assert '\'+1 wrong, é "q"' in reasons and "'=1+1" in reasons
 
 
-def test_csv_stream_of_an_empty_log_is_the_header():
-    assert list(history.csv_stream(iter([]))) == [",".join(history.CSV_COLUMNS) + "\r\n"]
+def test_csv_export_leaves_hidden_fields_out(crowded):
+    hidden = {"customer": {"balance", "email"}, "stamp": {"count"}}
+    versions = paged(history.AuditFilters(), limit=3)
+    for version in versions:
+        version.changes = [
+            c for c in version.changes if c.field not in hidden.get(version.model, ())
+        ]
+    exported = "".join(history.audit_log_csv(history.AuditFilters(), hidden=hidden, batch=2))
+    assert exported == csv_text(versions)
+    assert '""field"": ""balance""' not in exported and '""field"": ""points""' in exported
 
 
-def test_changes_json_is_json_dumps():
-    changes = [
-        history.Change("id", None, 7),
-        history.Change("name", "", 'é "quoted" \\ \n\t\x00 ☃ \U0001f600'),
-        history.Change("active", True, False),
-        history.Change("txn_confirmed", None, None),
-        history.Change("amount", "1.50", "-0.000000000000000001"),
-        history.Change("ratio", 1.5, float("nan")),
-        history.Change("big", 2**70, -3),
-        history.Change("when", dt.date(2026, 1, 2), dt.datetime(2026, 1, 2, 3, 4, 5, 6, dt.UTC)),
-        history.Change("data", {"k": [1, None, "x"]}, [Decimal("1.5")]),
-        history.Change('we"ird', "a", "b"),
-    ]
-    expected = json.dumps(
-        [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
-    )
-    assert history.changes_json(changes) == expected
-    assert history.changes_json([]) == json.dumps([]) == "[]"
+def test_csv_export_of_an_empty_log_is_the_header(crowded):
+    nobody = history.AuditFilters(actor="nobody")
+    assert list(history.audit_log_csv(nobody)) == [",".join(history.CSV_COLUMNS) + "\r\n"]
+
+
+AWKWARD = [
+    None,
+    "",
+    "plain",
+    'é "quoted" \\ \n\t\x00 ☃ \U0001f600',
+    "a,b",
+    "line\r\nbreak",
+    " leading space",
+    True,
+    False,
+    0,
+    -(2**70),
+    1.5,
+    float("nan"),
+    Decimal("-0.000000000000000001"),
+    dt.date(2026, 1, 2),
+    dt.datetime(2026, 1, 2, 3, 4, 5, 6, dt.UTC),
+    {"k": [1, None, "x"]},
+    [Decimal("1.5")],
+]
+
+
+def test_changes_column_is_json_dumps_of_the_changes():
+    labels = tuple(f'field {i} "{i}"' for i in range(len(AWKWARD)))
+    heads = history._json_heads(labels, frozenset())
+    for new, old in [(AWKWARD, None), (AWKWARD, AWKWARD[::-1]), (AWKWARD, AWKWARD)]:
+        changes = history._diff(new, old, labels)
+        expected = json.dumps(
+            [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
+        )
+        assert history._changes_json(new, old, heads) == expected
+    hidden = history._json_heads(labels, frozenset(labels[:3]))
+    shown = json.loads(history._changes_json(AWKWARD[::-1], AWKWARD, hidden))
+    assert labels[0] not in {c["field"] for c in shown} and labels[3] in {c["field"] for c in shown}
+
+
+def test_csv_cells_are_what_csv_writer_writes():
+    texts = [v for v in AWKWARD if isinstance(v, str)] + ['"', ",", "\r", "\n", "x\ty", "'="]
+    expected = io.StringIO()
+    csv.writer(expected).writerow(texts)
+    assert ",".join(history._csv_cell(t) for t in texts) + "\r\n" == expected.getvalue()
 
 
 @postgres_only
@@ -297,3 +338,6 @@ def test_export_queries_are_per_batch_not_per_row(crowded, django_assert_max_num
     # Per batch of 2: the rows, and their previous versions.
     with django_assert_max_num_queries(2 * (total // 2 + 1)):
         assert len(list(history.iter_audit_log(filters, batch=2))) == total
+    with django_assert_max_num_queries(2 * (total // 2 + 1)):
+        text = "".join(history.audit_log_csv(filters, batch=2))
+    assert text.count("\r\n") == total + 1
