@@ -405,6 +405,8 @@ def main() -> None:
 def write(path: Path, data, rows, csv_result, reconcile_result) -> None:
     import subprocess
 
+    from ledger.history import EXPORT_BATCH
+
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -434,8 +436,8 @@ def write(path: Path, data, rows, csv_result, reconcile_result) -> None:
         "",
         f"- CSV export of the audit log (`{csv_url}`): {csv_rows:,} rows in {csv_seconds:.1f} s "
         f"({csv_rows / csv_seconds:,.0f} rows/s). Peak Python memory while streaming "
-        f"{csv_peak:.1f} MiB (constant: keyset batches of 1,000 rows per table), measured in a "
-        f"second run under tracemalloc, which took {csv_traced_seconds:.1f} s.",
+        f"{csv_peak:.1f} MiB (constant: keyset batches of {EXPORT_BATCH:,} rows per table), "
+        f"measured in a second run under tracemalloc, which took {csv_traced_seconds:.1f} s.",
         f"- `reconcile` over all of it: {reconcile_seconds:.1f} s, {len(violations)} violations "
         f"(target < 20 s: {'met' if reconcile_seconds < 20 else 'MISSED'}).",
     ]
