@@ -78,26 +78,6 @@ def changelist_link(model, label: str, **filters) -> str:
     return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), label)
 
 
-def object_history_page(model, object_id, *, before: int | None = None, limit: int = 50):
-    """One page of an object's versions, newest first, and the `before` of the next page.
-
-    Like `ledger.history.object_history`, one query, but bounded: a customer with a million
-    point movements has a million versions.
-    """
-    rows = model.history.filter(id=object_id).select_related("history_user__partner")
-    if before is not None:
-        rows = rows.filter(history_id__lt=before)
-    rows = list(rows.order_by("-history_id")[: limit + 1])
-    fields = history.tracked_fields(model)
-    label = history.model_label(model)
-    versions = [
-        history._version(label, row, rows[i + 1] if i + 1 < len(rows) else None, fields)
-        for i, row in enumerate(rows[:limit])
-    ]
-    next_before = versions[-1].history_id if len(rows) > limit else None
-    return versions, next_before
-
-
 class BackOfficeAdmin(admin.ModelAdmin):
     """Defaults for every audited model: see the module docstring."""
 
@@ -169,7 +149,7 @@ class BackOfficeAdmin(admin.ModelAdmin):
             before = int(request.GET.get("before", ""))
         except ValueError:
             before = None
-        versions, next_before = object_history_page(
+        versions, next_before = history.object_history_page(
             self.model, obj.pk, before=before, limit=self.history_page_size
         )
         for version in versions:

@@ -16,7 +16,12 @@ from django.db.models import Model
 from django.http import StreamingHttpResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
@@ -62,6 +67,28 @@ def _versions_data(versions: Iterable[history.Version]) -> list[dict]:
     return [v.as_dict() for v in _without_credentials(versions)]
 
 
+def _json_array_stream(versions: Iterable[history.Version]) -> StreamingHttpResponse:
+    """A JSON array of versions, written as it is read (the same bytes JSONRenderer writes)."""
+    renderer = JSONRenderer()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"["
+        for i, version in enumerate(versions):
+            yield (b"," if i else b"") + renderer.render(version.as_dict())
+        yield b"]"
+
+    return StreamingHttpResponse(chunks(), content_type="application/json")
+
+
+def _bounded_int(params, name: str, low: int, high: int, *, default):
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or not low <= int(raw) <= high:
+        raise ValidationError({name: [f"must be an integer from {low} to {high}"]})
+    return int(raw)
+
+
 class StaffAPIMixin:
     """What every staff endpoint shares: auth, permission, throttle, parsing, errors."""
 
@@ -103,13 +130,37 @@ class StaffViewSet(StaffAPIMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Every version of this object, newest first",
+        description=(
+            "Without parameters, every version, streamed in constant memory however many "
+            "there are. With `limit` (1 to 1000) and optionally `before` (a history_id): "
+            'that many versions older than `before`, and a `Link: <...>; rel="next"` '
+            "header while older ones remain."
+        ),
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size, 1 to 1000."),
+            OpenApiParameter("before", int, description="Only versions older than this id."),
+        ],
         responses=serializers.VersionSerializer(many=True),
         filters=False,
     )
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request, pk=None):
         obj = self.get_object()
-        return Response(_versions_data(history.object_history(self.model, obj.pk)))
+        params = request.query_params
+        if "limit" not in params and "before" not in params:
+            return _json_array_stream(
+                _without_credentials(history.iter_object_history(self.model, obj.pk))
+            )
+        limit = _bounded_int(params, "limit", 1, 1000, default=100)
+        before = _bounded_int(params, "before", 1, 2**63 - 1, default=None)
+        versions, next_before = history.object_history_page(
+            self.model, obj.pk, before=before, limit=limit
+        )
+        response = Response(_versions_data(versions))
+        if next_before is not None:
+            query = urlencode({"limit": limit, "before": next_before})
+            response["Link"] = f'<{request.build_absolute_uri(request.path)}?{query}>; rel="next"'
+        return response
 
     # --- corrections -----------------------------------------------------------------------
 

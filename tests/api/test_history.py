@@ -113,3 +113,33 @@ def test_history_needs_the_historical_view_permission(world, norole, api_auditor
     assert api.get(f"stamps/{world['stamp'].pk}/history/").status_code == 403
     assert api.get("audit-log/").status_code == 403
     assert Stamp.objects.count() == 1
+
+
+def test_history_streams_every_version_and_pages_on_request(world, api_auditor):
+    """Every version by default (streamed, in keyset batches), or pages with a Link header."""
+    customer = world["customer"]
+    for _ in range(30):
+        services.points_credit(actor=None, channel=Channel.COMMAND, customer=customer, points=1)
+    path = f"customers/{customer.pk}/history/"
+    response = api_auditor.get(path)
+    assert response.status_code == 200 and response.streamed
+    everything = response.json()
+    assert len(everything) == customer.history.count() > 30
+    ids = [v["history_id"] for v in everything]
+    assert ids == sorted(ids, reverse=True)
+    [change] = everything[0]["changes"]
+    assert change["field"] == "points" and change["new"] - change["old"] == 1
+
+    pages, url = [], f"{path}?limit=7"
+    while url:
+        page = api_auditor.get(url)
+        assert page.status_code == 200
+        assert len(page.json()) <= 7
+        pages += page.json()
+        link = page.get("Link")
+        url = link[1 : link.index(">")].removeprefix("http://testserver") if link else None
+    assert pages == everything  # the same versions, the same changes, across page borders
+
+    for bad in ("0", "1001", "x", "-1", "1.5", "١٢", "9" * 30):
+        assert api_auditor.get(path, {"limit": bad}).status_code == 400, bad
+    assert api_auditor.get(path, {"before": "0"}).status_code == 400
