@@ -38,7 +38,7 @@ class AuditHistoricalRecords(HistoricalRecords):
 
 def audit_history(**kwargs) -> HistoricalRecords:
     """History of an audited model. Pass `version_index=True` (see `AuditHistoricalRecords`);
-    every audited model has it except `Partner`, whose few versions do not need it."""
+    every audited model has it."""
     return AuditHistoricalRecords(bases=[AuditedHistoricalModel], **kwargs)
 
 

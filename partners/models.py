@@ -33,7 +33,9 @@ class Partner(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     # Credentials never reach history.
-    history = audit_history(excluded_fields=["api_key_hash", "hmac_secret_encrypted"])
+    history = audit_history(
+        version_index=True, excluded_fields=["api_key_hash", "hmac_secret_encrypted"]
+    )
 
     class Meta:
         ordering = ["id"]
