@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from accounts.selectors import partner_merchant_ids
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from loyalty import rows
 
 
 def stamp_for_partner(partner, stamp_id: int) -> Stamp | None:
-    return (
-        Stamp.objects.select_related("card", "customer")
-        .filter(pk=stamp_id, merchant_id__in=partner_merchant_ids(partner), deleted_at__isnull=True)
-        .first()
-    )
+    """A live stamp of one of the partner's merchants (by primary key, without the query
+    compiler: every Stamp API call starts here)."""
+    stamp = rows.first(Stamp, id=stamp_id)
+    if stamp is None or stamp.deleted_at is not None:
+        return None
+    return stamp if stamp.merchant_id in partner_merchant_ids(partner) else None
 
 
 def stamp_card_for_partner(partner, card_id: int) -> StampCard | None:

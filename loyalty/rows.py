@@ -36,6 +36,12 @@ def first(model: type[models.Model], **equals):
     """`model.objects.filter(**equals).order_by("pk").first()`, for plain column equality."""
     keys = tuple(sorted(equals))
     sql, names, readers, prepare = _statement(model, keys)
+    for key, field in zip(keys, prepare, strict=True):
+        internal = getattr(field, "target_field", field).get_internal_type()
+        if isinstance(equals[key], int) and internal in connection.ops.integer_field_ranges:
+            low, high = connection.ops.integer_field_range(internal)
+            if not low <= equals[key] <= high:
+                return None  # as the ORM does: no row can hold it
     params = [
         field.get_db_prep_value(equals[key], connection)
         for key, field in zip(keys, prepare, strict=True)
