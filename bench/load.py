@@ -383,6 +383,9 @@ def main() -> None:
         help="persistent connections (CONN_MAX_AGE) instead of psycopg's pool",
     )
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per endpoint; the median run is reported"
+    )
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
@@ -399,26 +402,38 @@ def main() -> None:
     try:
         for scenario in args.scenarios.split(","):
             for endpoint in args.endpoints.split(","):
-                per_second = 6000
-                noop = wrk(
-                    base,
-                    ["GET\t/bench/noop\t\t"] * (args.seconds * per_second * 2),
-                    args.seconds,
-                    f"{scenario}-{endpoint}-noop",
-                )
-                lines = build_requests(
-                    world, endpoint, scenario, args.seconds * per_second, run=f"{int(time.time())}"
-                )
-                result = wrk(base, lines, args.seconds, f"{scenario}-{endpoint}")
-                ok = reconcile_ok()
-                rows.append((scenario, endpoint, result, noop, ok))
-                print(
-                    f"{scenario:7} {endpoint:7} {result.rps:8.1f} rps  p50 {result.p50_ms:6.2f} "
-                    f"ms  p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx:5}  "
-                    f"noop {noop.rps:8.1f} rps  ratio {result.rps / noop.rps:.2f}  "
-                    f"reconcile {'ok' if ok else 'FAILED'}",
-                    flush=True,
-                )
+                runs = []
+                for attempt in range(args.repeat):
+                    per_second = 6000
+                    noop = wrk(
+                        base,
+                        ["GET\t/bench/noop\t\t"] * (args.seconds * per_second * 2),
+                        args.seconds,
+                        f"{scenario}-{endpoint}-noop",
+                    )
+                    lines = build_requests(
+                        world,
+                        endpoint,
+                        scenario,
+                        args.seconds * per_second,
+                        run=f"{int(time.time())}-{attempt}",
+                    )
+                    result = wrk(base, lines, args.seconds, f"{scenario}-{endpoint}")
+                    ok = reconcile_ok()
+                    runs.append((result, noop, ok))
+                    print(
+                        f"{scenario:7} {endpoint:7} {result.rps:8.1f} rps  p50 "
+                        f"{result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  non-2xx "
+                        f"{result.non_2xx:5}  noop {noop.rps:8.1f} rps  ratio "
+                        f"{result.rps / noop.rps:.2f}  reconcile {'ok' if ok else 'FAILED'}",
+                        flush=True,
+                    )
+                # On a shared machine runs differ; the table shows the median run by ratio.
+                runs.sort(key=lambda r: r[0].rps / r[1].rps)
+                result, noop, _ = runs[len(runs) // 2]
+                ratios = [r.rps / n.rps for r, n, _ in runs]
+                ok = all(run[2] for run in runs)
+                rows.append((scenario, endpoint, result, noop, ok, (min(ratios), max(ratios))))
     finally:
         stop_server(server)
     write_results(Path(args.results), args, rows)
@@ -428,7 +443,7 @@ def main() -> None:
 
 def write_results(path: Path, args, rows) -> None:
     info = machine()
-    by = {(s, e): (r, n) for s, e, r, n, _ in rows}
+    by = {(s, e): (r, n) for s, e, r, n, _, _ in rows}
     lines = [
         "# Load benchmark results",
         "",
@@ -437,7 +452,9 @@ def write_results(path: Path, args, rows) -> None:
         f" {info['wrk']}. The server, PostgreSQL, Redis and wrk share the machine.",
         "",
         f"Command: `.venv/bin/python bench/load.py --seconds {args.seconds} --customers "
-        f"{args.customers} --workers {args.workers} --threads {args.threads}` (`make bench`).",
+        f"{args.customers} --workers {args.workers} --threads {args.threads} --repeat "
+        f"{args.repeat} --scenarios {args.scenarios} --endpoints {args.endpoints}` "
+        "(`make bench` runs every scenario and endpoint once).",
         f"Server: `make serve` (gunicorn, {args.workers} workers x {args.threads} thread(s), "
         "DEBUG off, JSON access log, psycopg pool, Redis cache). wrk: 2 threads, "
         f"{CONNECTIONS} connections, {args.seconds} s per run, every request pre-built and sent "
@@ -451,15 +468,18 @@ def write_results(path: Path, args, rows) -> None:
         "deduct, same Idempotency-Key for debit and remove, same X-API-REQUEST for get; the "
         "expected refusals are the non-2xx column).",
         "",
+        f"Each row is the median of {args.repeat} run(s) by ratio; the last column gives the "
+        "lowest and highest ratio of those runs.",
+        "",
         "| scenario | endpoint | req/s | p50 ms | p99 ms | non-2xx | no-op req/s | ratio "
-        "| reconcile |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| reconcile | ratio range |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for scenario, endpoint, result, noop, ok in rows:
+    for scenario, endpoint, result, noop, ok, (low, high) in rows:
         lines.append(
             f"| {scenario} | `{LABELS[endpoint]}` | {result.rps:.0f} | {result.p50_ms:.1f} | "
             f"{result.p99_ms:.1f} | {result.non_2xx} | {noop.rps:.0f} | "
-            f"{result.rps / noop.rps:.2f} | {'ok' if ok else 'FAILED'} |"
+            f"{result.rps / noop.rps:.2f} | {'ok' if ok else 'FAILED'} | {low:.2f}-{high:.2f} |"
         )
     if ("spread", "deduct") in by:
         spread, noop = by[("spread", "deduct")]
