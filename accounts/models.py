@@ -20,8 +20,9 @@ class AuditHistoricalRecords(HistoricalRecords):
     lookup by id as well and costs no more to maintain than the one it replaces.
     """
 
-    def __init__(self, *args, version_index: bool = False, **kwargs):
+    def __init__(self, *args, version_index: bool = False, indexes=(), **kwargs):
         self.version_index = version_index
+        self.extra_indexes = tuple(indexes)
         if version_index:
             kwargs["no_db_index"] = [*kwargs.get("no_db_index", []), "id"]
         super().__init__(*args, **kwargs)
@@ -33,12 +34,14 @@ class AuditHistoricalRecords(HistoricalRecords):
                 fields=["id", "history_id"], name=f"hist_{model._meta.model_name}_version"
             )
             options["indexes"] = (*options.get("indexes", ()), index)
+        if self.extra_indexes:
+            options["indexes"] = (*options.get("indexes", ()), *self.extra_indexes)
         return options
 
 
 def audit_history(**kwargs) -> HistoricalRecords:
     """History of an audited model. Pass `version_index=True` (see `AuditHistoricalRecords`);
-    every audited model has it."""
+    every audited model has it. `indexes` adds indexes to the historical table."""
     return AuditHistoricalRecords(bases=[AuditedHistoricalModel], **kwargs)
 
 

@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString, mark_safe
 from ledger.admin_views import can_read_history
 from ledger.history import actor_label
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
+from partners.models import Partner
 
 DAYS = 30
 
@@ -91,7 +92,7 @@ def build(*, days: int = DAYS, now: dt.datetime | None = None) -> Dashboard:
             _corrections(model, operations, since)
             .annotate(day=TruncDate("history_date"))
             .values("day", "operation")
-            .annotate(n=Count("history_id"))
+            .annotate(n=Count("*"))  # not a column: the corrections index answers alone
             .order_by()
         )
         for row in rows:
@@ -116,12 +117,16 @@ def build(*, days: int = DAYS, now: dt.datetime | None = None) -> Dashboard:
             created__gte=since,
             kind__in=[PointTransaction.Kind.DEDUCT, PointTransaction.Kind.REVERT],
         )
-        .values("partner__name", "kind")
-        .annotate(points=Sum("points"), n=Count("id"))
+        .values("partner_id", "kind")
+        .annotate(points=Sum("points"), n=Count("*"))  # from the settlement index alone
         .order_by()
     )
+    rows = list(rows)
+    names = dict(
+        Partner.objects.filter(pk__in={r["partner_id"] for r in rows}).values_list("id", "name")
+    )
     for row in rows:
-        entry = sums[row["partner__name"] or "(no partner)"]
+        entry = sums[names.get(row["partner_id"]) or "(no partner)"]
         if row["kind"] == PointTransaction.Kind.DEDUCT:
             entry["deducted"] += -row["points"]
             entry["deductions"] += row["n"]

@@ -15,6 +15,16 @@ from accounts.models import Customer, Merchant, Store, audit_history
 MAX_AMOUNT = 10**12
 
 
+def corrections_index(name: str) -> models.Index:
+    """On a historical table: its corrections by kind and time, with who and why, answered from
+    the index alone (the dashboard counts them per day, reason and actor)."""
+    return models.Index(
+        fields=["operation", "history_date"],
+        include=["history_change_reason", "history_user"],
+        name=name,
+    )
+
+
 class StampCard(models.Model):
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="stamp_cards")
     name = models.CharField(max_length=200)
@@ -57,7 +67,9 @@ class Stamp(models.Model):
     external_user_email = models.CharField(max_length=254, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history(version_index=True)
+    history = audit_history(
+        version_index=True, indexes=[corrections_index("hist_stamp_corrections")]
+    )
 
     class Meta:
         ordering = ["id"]
@@ -109,7 +121,7 @@ class BalanceUpdate(models.Model):
     )
     cancel_reason = models.TextField(blank=True, default="")
 
-    history = audit_history(version_index=True)
+    history = audit_history(version_index=True, indexes=[corrections_index("hist_bu_corrections")])
 
     class Meta:
         ordering = ["-id"]
@@ -196,7 +208,7 @@ class PointTransaction(models.Model):
     reverted_at = models.DateTimeField(null=True, blank=True)
     needs_attention = models.BooleanField(default=False)
 
-    history = audit_history(version_index=True)
+    history = audit_history(version_index=True, indexes=[corrections_index("hist_pt_corrections")])
 
     class Meta:
         ordering = ["-id"]
@@ -232,6 +244,13 @@ class PointTransaction(models.Model):
             models.Index(fields=["kind", "-id"], name="pointtxn_kind_id"),
             models.Index(
                 fields=["-id"], condition=Q(needs_attention=True), name="pointtxn_needs_attention"
+            ),
+            # The dashboard's settlement view: deductions and reverts per partner in a window.
+            models.Index(
+                fields=["created"],
+                include=["partner", "kind", "points"],
+                condition=Q(kind__in=["deduct", "revert"]),
+                name="pointtxn_settlement",
             ),
         ]
         permissions = [

@@ -4,9 +4,11 @@ would, with the demo credentials; run by tests/test_project.py on SQLite."""
 import json
 import os
 import sys
+from pathlib import Path
 
 import django
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project, however installed
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings")
 django.setup()
 
