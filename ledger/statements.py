@@ -31,6 +31,7 @@ from functools import cache
 from django.db import connection, models
 from django.utils import timezone
 
+from loyalty import rows
 from loyalty.audit import UnattributedChange, current
 from loyalty.request_id import current_request_id
 
@@ -119,12 +120,7 @@ def _move_sql(model, customers, column: str, after: str):
         "FROM entry"
     )
     inserted = tuple(f for f in entry_fields if f.attname != after)
-    returned = []
-    for field in model._meta.concrete_fields:
-        col = field.get_col(model._meta.db_table)
-        converters = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
-        returned.append((field.attname, col, converters))
-    return sql, inserted, customer_keys + entry_keys, tuple(returned)
+    return sql, inserted, customer_keys + entry_keys
 
 
 def move(*, customer, column: str, delta: int, entry: models.Model, after: str):
@@ -135,7 +131,7 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str):
     move would go below zero (and nothing was written). Call inside `audited()`.
     """
     model = type(entry)
-    sql, inserted, attribution_keys, returned = _move_sql(model, type(customer), column, after)
+    sql, inserted, attribution_keys = _move_sql(model, type(customer), column, after)
     attribution = _attribution()
     params = [delta, customer.pk, delta]
     # The entry's values exactly as Django's INSERT would prepare them.
@@ -146,11 +142,6 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str):
         row = cursor.fetchone()
     if row is None:
         return None
-    values = []
-    for (_name, col, converters), value in zip(returned, row, strict=True):
-        for converter in converters:
-            value = converter(value, col, connection)
-        values.append(value)
-    saved = model.from_db(connection.alias, [name for name, _, _ in returned], values)
+    saved = rows.instance(model, row)
     setattr(customer, column, getattr(saved, after))
     return saved

@@ -14,6 +14,29 @@ from django.db import connection, models
 
 
 @cache
+def _readers(model: type[models.Model]):
+    """Each concrete field's attname, column expression and converters, in field order."""
+    readers = []
+    for field in model._meta.concrete_fields:
+        col = field.get_col(model._meta.db_table)
+        converters = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
+        readers.append((field.attname, col, converters))
+    return tuple(readers)
+
+
+def instance(model: type[models.Model], row) -> models.Model:
+    """A saved `model` instance from a row of its concrete columns in field order, converted
+    as the ORM converts them."""
+    readers = _readers(model)
+    values = []
+    for (_name, col, converters), value in zip(readers, row, strict=True):
+        for converter in converters:
+            value = converter(value, col, connection)
+        values.append(value)
+    return model.from_db(connection.alias, [name for name, _, _ in readers], values)
+
+
+@cache
 def _statement(model: type[models.Model], keys: tuple[str, ...]):
     qn = connection.ops.quote_name
     fields = model._meta.concrete_fields
@@ -23,19 +46,13 @@ def _statement(model: type[models.Model], keys: tuple[str, ...]):
         f"FROM {qn(model._meta.db_table)} WHERE {where} "
         f"ORDER BY {qn(model._meta.pk.column)} LIMIT 1"
     )
-    readers = []
-    for field in fields:
-        col = field.get_col(model._meta.db_table)
-        converters = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
-        readers.append((col, converters))
-    prepare = [model._meta.get_field(key) for key in keys]
-    return sql, [f.attname for f in fields], readers, prepare
+    return sql, [model._meta.get_field(key) for key in keys]
 
 
 def first(model: type[models.Model], **equals):
     """`model.objects.filter(**equals).order_by("pk").first()`, for plain column equality."""
     keys = tuple(sorted(equals))
-    sql, names, readers, prepare = _statement(model, keys)
+    sql, prepare = _statement(model, keys)
     for key, field in zip(keys, prepare, strict=True):
         internal = getattr(field, "target_field", field).get_internal_type()
         if isinstance(equals[key], int) and internal in connection.ops.integer_field_ranges:
@@ -49,11 +66,4 @@ def first(model: type[models.Model], **equals):
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = []
-    for (col, converters), value in zip(readers, row, strict=True):
-        for converter in converters:
-            value = converter(value, col, connection)
-        values.append(value)
-    return model.from_db(connection.alias, names, values)
+    return None if row is None else instance(model, row)

@@ -15,17 +15,16 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from loyalty import rows
 from partners import credentials, signing
 from partners.api.body import json_body, raw_body
 from partners.models import Partner, SignedRequestId
 
 
 @cache
-def _partner_query(column: str) -> tuple[str, list[str], list[str]]:
+def _partner_query(column: str) -> str:
     qn = connection.ops.quote_name
     user_model = get_user_model()
-    partner_fields = [f.attname for f in Partner._meta.concrete_fields]
-    user_fields = [f.attname for f in user_model._meta.concrete_fields]
     columns = [f"p.{qn(f.column)}" for f in Partner._meta.concrete_fields]
     columns += [f"u.{qn(f.column)}" for f in user_model._meta.concrete_fields]
     through = Partner.merchants.through._meta
@@ -41,30 +40,26 @@ def _partner_query(column: str) -> tuple[str, list[str], list[str]]:
         f"ON u.{qn(user_model._meta.pk.column)} = p.{user_id} "
         f"WHERE p.{key} = %s AND p.active AND u.is_active"
     )
-    return sql, partner_fields, user_fields
+    return sql
 
 
 def active_partner(column: str, value: str) -> Partner | None:
     """The active partner whose `column` is `value`, with its service user and its merchant
     ids, in one statement (every partner request starts here)."""
     if connection.vendor != "postgresql":  # the SQLite demo: the ORM, two statements
-        partner = (
+        return (
             Partner.objects.select_related("user")
             .filter(**{column: value, "active": True, "user__is_active": True})
             .first()
         )
-        return partner
-    sql, partner_fields, user_fields = _partner_query(column)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [value])
+        cursor.execute(_partner_query(column), [value])
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(partner_fields)
-    partner = Partner.from_db(connection.alias, partner_fields, row[:split])
-    partner.user = get_user_model().from_db(
-        connection.alias, user_fields, row[split : split + len(user_fields)]
-    )
+    split = len(Partner._meta.concrete_fields)
+    partner = rows.instance(Partner, row[:split])
+    partner.user = rows.instance(get_user_model(), row[split:-1])
     partner._merchant_ids = frozenset(row[-1])  # see accounts.selectors.partner_merchant_ids
     return partner
 
