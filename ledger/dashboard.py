@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -78,6 +78,23 @@ def _union_top(column: str, since: dt.datetime, limit: int) -> list[tuple[object
         return [(value, n) for value, n in cursor.fetchall()]
 
 
+def _settlement(since: dt.datetime) -> list[tuple[str | None, str, int, int]]:
+    """(partner name, kind, points, count) of deductions and reverts since `since`: grouped on
+    the settlement index alone, then each group named (one statement)."""
+    qn = connection.ops.quote_name
+    txns, partners = PointTransaction._meta.db_table, Partner._meta.db_table
+    sql = (
+        "SELECT p.name, s.kind, s.points, s.n FROM ("  # noqa: S608 - names from _meta
+        "SELECT partner_id, kind, CAST(SUM(points) AS BIGINT) AS points, COUNT(*) AS n "
+        f"FROM {qn(txns)} WHERE created >= %s AND kind IN (%s, %s) GROUP BY partner_id, kind"
+        f") AS s LEFT JOIN {qn(partners)} p ON p.id = s.partner_id"
+    )
+    kinds = [PointTransaction.Kind.DEDUCT, PointTransaction.Kind.REVERT]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [since, *kinds])
+        return cursor.fetchall()
+
+
 def build(*, days: int = DAYS, now: dt.datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -112,27 +129,14 @@ def build(*, days: int = DAYS, now: dt.datetime | None = None) -> Dashboard:
     top_actors = [(actor_label(users.get(user_id)), n) for user_id, n in actor_counts]
 
     sums = defaultdict(lambda: {"deducted": 0, "deductions": 0, "reverted": 0, "reverts": 0})
-    rows = (
-        PointTransaction.objects.filter(
-            created__gte=since,
-            kind__in=[PointTransaction.Kind.DEDUCT, PointTransaction.Kind.REVERT],
-        )
-        .values("partner_id", "kind")
-        .annotate(points=Sum("points"), n=Count("*"))  # from the settlement index alone
-        .order_by()
-    )
-    rows = list(rows)
-    names = dict(
-        Partner.objects.filter(pk__in={r["partner_id"] for r in rows}).values_list("id", "name")
-    )
-    for row in rows:
-        entry = sums[names.get(row["partner_id"]) or "(no partner)"]
-        if row["kind"] == PointTransaction.Kind.DEDUCT:
-            entry["deducted"] += -row["points"]
-            entry["deductions"] += row["n"]
+    for name, kind, points, n in _settlement(since):
+        entry = sums[name or "(no partner)"]
+        if kind == PointTransaction.Kind.DEDUCT:
+            entry["deducted"] += -points
+            entry["deductions"] += n
         else:
-            entry["reverted"] += row["points"]
-            entry["reverts"] += row["n"]
+            entry["reverted"] += points
+            entry["reverts"] += n
     settlement = sorted(
         ({"partner": name, **v, "net": v["deducted"] - v["reverted"]} for name, v in sums.items()),
         key=lambda e: (-e["net"], e["partner"]),
