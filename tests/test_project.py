@@ -36,39 +36,29 @@ def test_app_starts_on_sqlite_with_no_database_configured(tmp_path):
     """What `make run` does before serving: migrate and seed on a fresh SQLite file."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    for args in (
-        ["migrate", "--noinput", "-v0"],
-        ["createcachetable"],
-        ["seed_demo", "--json"],
-        ["seed_demo"],
-        ["reconcile"],
-    ):
+
+    def run(*command: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args],
+            [sys.executable, *command],
             cwd=ROOT,
             env=env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        if args == ["seed_demo", "--json"]:
-            demo = result.stdout
-    assert "reconcile OK" in result.stdout
+        return result
+
+    run("manage.py", "migrate", "--noinput", "-v0")
+    run("manage.py", "createcachetable")
+    demo = run("manage.py", "seed_demo", "--json").stdout
+    run("manage.py", "seed_demo")
+    assert "reconcile OK" in run("manage.py", "reconcile").stdout
     # The partner APIs work on the demo database as a client would use them (SQLite has no
     # one-statement moves: the ORM path runs, with the same answers).
-    result = subprocess.run(
-        [sys.executable, "tests/demo_smoke.py"],
-        cwd=ROOT,
-        env=env,
-        input=demo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run("tests/demo_smoke.py", stdin=demo)
     calls = json.loads(result.stdout)
     assert calls["get"][0] == 200 and calls["get"][1]["points"] == 5000
     assert calls["deduct"][0] == 200
