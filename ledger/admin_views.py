@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from accounts.models import Merchant
-from accounts.roles import AUDITED_MODELS as AUDITED_APP_MODELS
 from ledger import history
+from ledger.roles import AUDITED_MODELS as AUDITED_APP_MODELS
 from loyalty.audit import Channel
 
 AUDIT_LOG_PAGE_SIZE = 50

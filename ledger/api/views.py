@@ -31,10 +31,9 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import roles
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
-from ledger import corrections, history, services
+from ledger import corrections, history, roles, services
 from ledger.api import filters, serializers
 from ledger.api.errors import staff_exception_handler
 from ledger.api.pagination import StaffCursorPagination, StaffPagePagination

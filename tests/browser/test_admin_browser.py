@@ -2,9 +2,9 @@
 
 import pytest
 
-from accounts.services import staff_create
 from ledger import history
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
+from ledger.roles import staff_create
 from loyalty.audit import Channel
 from partners.services import partner_create
 from tests import factories
