@@ -143,7 +143,7 @@ class Recorded:
 # The one correction only partners make: the Stamp API's `update` setting a count. It has no
 # staff surface, but the dashboard counts it and the Stamp API's daily cap counts it with the
 # removals.
-PARTNER_ONLY = (Recorded("stamp_set_count", Stamp, "Stamp count set"),)
+PARTNER_ONLY = (Recorded(services.stamp_set_count.__name__, Stamp, "Stamp count set"),)
 
 
 def recorded_kinds() -> list[Recorded]:

@@ -199,10 +199,10 @@ def test_cancel_applies_to_each_records_history_and_reports_refusals(support_cli
     assert refused.startswith("Refused: 2 balance updates, left unchanged.")
     assert "already been canceled" in refused and "may not go below 0" in refused
     version = latest_version(BalanceUpdate, u["a"].pk)
-    assert_attributed(version, operation="balance_cancel")
+    assert_attributed(version, operation="balance_update_cancel")
     assert {c.field: (c.old, c.new) for c in version.changes}["status"] == ("Success", "Canceled")
     customer_version = latest_version(Customer, u["alice"].pk)
-    assert_attributed(customer_version, operation="balance_cancel")
+    assert_attributed(customer_version, operation="balance_update_cancel")
     assert [(c.field, c.old, c.new) for c in customer_version.changes] == [("balance", 70, 100)]
 
 
@@ -266,9 +266,9 @@ def test_revert_gives_points_back_once_with_history_and_reports_refusals(
     )
     assert "Only a point deduction" in refused and "already been reverted" in refused
     version = latest_version(PointTransaction, revert.pk)
-    assert_attributed(version, operation="points_revert")
+    assert_attributed(version, operation="point_deduction_revert")
     assert version.history_type == "+"
-    assert_attributed(latest_version(Customer, customer.pk), operation="points_revert")
+    assert_attributed(latest_version(Customer, customer.pk), operation="point_deduction_revert")
 
 
 # --- adjust balance and points -------------------------------------------------------------
