@@ -12,13 +12,10 @@ from django.db.models import Q
 
 from ledger import services
 from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
-from ledger.admin.audit_log import install_site_pages
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
 from ledger.admin.corrections import CorrectionsMixin
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
-
-install_site_pages(admin.site)
 
 
 class ReadOnlyLedgerAdmin(BackOfficeAdmin):

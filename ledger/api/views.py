@@ -33,7 +33,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
-from ledger import corrections, history, roles, services
+from ledger import corrections, history, services
 from ledger.api import filters, serializers
 from ledger.api.errors import staff_exception_handler
 from ledger.api.pagination import StaffCursorPagination, StaffPagePagination
@@ -438,7 +438,7 @@ class AuditLogView(StaffAPIMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def required_permissions(self) -> list[str]:
-        return [f"{app}.view_historical{model}" for app, model in roles.AUDITED_MODELS]
+        return list(history.HISTORY_PERMISSIONS)
 
     def perform_content_negotiation(self, request, force=False):
         # Error bodies are always JSON, whatever `format` asks for.

@@ -4,9 +4,10 @@ Both the admin and the staff API present history through this package, so "who, 
 through which channel, why, before and after" reads the same everywhere. By concern:
 `versions` (what a version and a change are), `objects` (one object's history), `audit_log`
 (every table merged, by cursor), `export` (the streamed CSV) and `loader` (reading
-timestamps in C).
+timestamps in C), `access` (who may read it all).
 """
 
+from ledger.history.access import HISTORY_PERMISSIONS, can_read_history
 from ledger.history.audit_log import (
     EXPORT_BATCH,
     AuditFilters,
@@ -29,6 +30,7 @@ __all__ = [
     "AUDITED_MODELS",
     "CSV_COLUMNS",
     "EXPORT_BATCH",
+    "HISTORY_PERMISSIONS",
     "AuditFilters",
     "Change",
     "Cursor",
@@ -36,6 +38,7 @@ __all__ = [
     "actor_label",
     "audit_log_csv",
     "audit_log_page",
+    "can_read_history",
     "iter_audit_log",
     "iter_object_history",
     "model_label",
