@@ -1,1 +1,1 @@
-"""Who exists: merchants, stores, customers (memberships) and staff roles."""
+"""Who exists: merchants, stores, customers (memberships)."""

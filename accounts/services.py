@@ -1,13 +1,9 @@
-"""Services for merchants, stores, customers and staff users."""
+"""Services for merchants, stores and customers (staff users: ledger.roles)."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, connection, transaction
-from rest_framework.authtoken.models import Token
 
-from accounts import roles
 from accounts.errors import CustomerConflict
 from accounts.models import Customer, Merchant, Store
 from loyalty.audit import audited
@@ -106,24 +102,3 @@ def customer_update(*, actor, channel: str, customer: Customer, **fields) -> Cus
         except IntegrityError as exc:
             raise CustomerConflict() from exc
     return customer
-
-
-@transaction.atomic
-def staff_create(*, username: str, role: str, password: str | None = None):
-    """Create (or update) a staff user in a role; returns (user, API token key)."""
-    if role not in roles.ROLES:
-        raise InvalidInput("role", f"must be one of {', '.join(roles.ROLES)}")
-    User = get_user_model()
-    user, _ = User.objects.get_or_create(username=username)
-    user.is_staff = True
-    user.is_superuser = role == roles.ADMIN
-    if password:
-        user.set_password(password)
-    elif not user.has_usable_password():
-        user.set_unusable_password()
-    user.save()
-    user.groups.clear()
-    if role != roles.ADMIN:
-        user.groups.add(Group.objects.get(name=roles.ROLES[role]))
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key

@@ -394,9 +394,9 @@ def chaos(server: subprocess.Popen, seconds: float, restart_db: bool, log: list[
 CREATING = {  # operation -> (history model, history_type, operation name) of its one new row
     "credit": ("ledger.BalanceUpdate", "+", "balance_credit"),
     "debit": ("ledger.BalanceUpdate", "+", "balance_debit"),
-    "cancel": ("ledger.BalanceUpdate", "~", "balance_cancel"),
-    "deduct": ("ledger.PointTransaction", "+", "points_deduct"),
-    "revert": ("ledger.PointTransaction", "+", "points_revert"),
+    "cancel": ("ledger.BalanceUpdate", "~", "balance_update_cancel"),
+    "deduct": ("ledger.PointTransaction", "+", "point_deduct"),
+    "revert": ("ledger.PointTransaction", "+", "point_deduction_revert"),
     "remove": ("ledger.Stamp", "~", "stamp_remove"),
     "add": ("ledger.Stamp", "~", "stamp_add"),
 }

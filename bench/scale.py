@@ -98,8 +98,9 @@ def load(rows: int, seed: int = 7) -> dict:
     from django.db import connection
 
     from accounts.models import Customer
-    from accounts.services import merchant_create, staff_create, store_create
+    from accounts.services import merchant_create, store_create
     from ledger.models import BalanceUpdate, PointTransaction, Stamp
+    from ledger.roles import staff_create
     from ledger.services import stamp_card_create
     from loyalty.audit import Channel
     from partners.services import partner_create

@@ -17,26 +17,23 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from ledger import corrections
 from ledger.history import actor_label
-from ledger.models import BalanceUpdate, PointTransaction, Stamp
+from ledger.models import PointTransaction
 from partners.models import Partner
 
 DAYS = 30
 
-# Correction kinds: (operation, label, colour), grouped by the history table that records
-# exactly one row per correction.
+# Correction kinds, from the corrections registry: operation -> (label, colour), grouped by
+# the history table that records exactly one row per correction.
+PALETTE = ["#417690", "#79aec8", "#c4704f", "#e1a95f", "#5b8c5a", "#a5c882", "#9b7bb8", "#b8b07b"]
 KINDS = {
-    "stamp_remove": ("Stamp removed", "#417690"),
-    "stamp_set_count": ("Stamp count set", "#79aec8"),
-    "balance_cancel": ("Balance update canceled", "#c4704f"),
-    "balance_adjust": ("Balance adjusted", "#e1a95f"),
-    "points_revert": ("Deduction reverted", "#5b8c5a"),
-    "points_adjust": ("Points adjusted", "#a5c882"),
+    kind.operation: (kind.label, PALETTE[i % len(PALETTE)])
+    for i, kind in enumerate(corrections.recorded_kinds())
 }
 SOURCES = [
-    (Stamp, ["stamp_remove", "stamp_set_count"]),
-    (BalanceUpdate, ["balance_cancel", "balance_adjust"]),
-    (PointTransaction, ["points_revert", "points_adjust"]),
+    (model, [kind.operation for kind in corrections.recorded_kinds() if kind.model is model])
+    for model in dict.fromkeys(kind.model for kind in corrections.recorded_kinds())
 ]
 
 

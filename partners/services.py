@@ -68,6 +68,8 @@ def partner_rotate_credentials(
     partner = Partner.objects.select_for_update().get(pk=partner.pk)
     credentials = creds.generate()
     _apply(partner, credentials)
-    with audited(actor=actor, channel=channel, reason=reason, operation="partner_rotate"):
+    with audited(
+        actor=actor, channel=channel, reason=reason, operation="partner_rotate_credentials"
+    ):
         partner.save()
     return credentials

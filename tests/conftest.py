@@ -5,7 +5,7 @@ from django.core import signals
 from django.core.servers.basehttp import WSGIServer
 from django.db import close_old_connections
 
-from accounts.services import staff_create
+from ledger.roles import staff_create
 from loyalty.audit import Channel
 from partners.services import partner_create
 from tests import factories

@@ -1,8 +1,12 @@
-"""The Support and Auditor groups with their permissions (accounts.roles)."""
+"""Once created the staff groups; now empty.
+
+The groups and their permissions are synced after every `migrate` by a post_migrate handler,
+`ledger.roles.sync_roles`, derived from the corrections registry: a migration must not import
+app code, and roles belong to the ledger, which accounts may not import. This migration stays
+because later ones depend on it.
+"""
 
 from django.db import migrations
-
-from accounts.roles import sync_roles
 
 
 class Migration(migrations.Migration):
@@ -14,4 +18,4 @@ class Migration(migrations.Migration):
         ("contenttypes", "0002_remove_content_type_name"),
     ]
 
-    operations = [migrations.RunPython(sync_roles, migrations.RunPython.noop)]
+    operations = []

@@ -10,12 +10,7 @@ from django.utils.html import format_html, format_html_join
 from accounts import services
 from accounts.models import Customer, Merchant, Store
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
-from ledger.admin.corrections import (
-    ADJUST_BALANCE,
-    ADJUST_POINTS,
-    CorrectionsMixin,
-    correction_action,
-)
+from ledger.admin.corrections import CorrectionsMixin
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
 
@@ -129,8 +124,6 @@ def _table(headers: list[str], rows) -> str:
 @admin.register(Customer)
 class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
     form = CustomerForm
-    corrections = (ADJUST_BALANCE, ADJUST_POINTS)
-    actions = [correction_action(c) for c in corrections]
     list_display = [
         "id",
         "email",
@@ -194,12 +187,6 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             merchant=form.cleaned_data["merchant"],
             **data,
         )
-
-    def has_adjust_balance_customer_permission(self, request) -> bool:
-        return request.user.has_perm("accounts.adjust_balance_customer")
-
-    def has_adjust_points_customer_permission(self, request) -> bool:
-        return request.user.has_perm("accounts.adjust_points_customer")
 
     @admin.display(description="Wallet")
     def short_wallet(self, obj):

@@ -23,7 +23,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.models import Customer
-from ledger import services
+from ledger import corrections, services
 from ledger.models import MAX_AMOUNT
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
@@ -60,16 +60,38 @@ class AdjustmentForm(CorrectionForm):
 
 @dataclass(frozen=True)
 class Correction:
-    name: str  # action name and URL slug
-    label: str  # action and button label
-    done: str  # what the result message says was done
-    permission: str  # the ModelAdmin has `has_<permission>_permission(request)`
+    """How the admin offers one correction of the registry: what "now" and "after" show.
+
+    Its name (the action's name and URL slug), labels, permission and service are the
+    registry's; only the confirmation page's columns are the admin's own.
+    """
+
+    registered: corrections.Correction
     value_label: str  # what "now" and "after" show
     now: Callable[[object], str]
-    run: Callable[[object, object, str, int | None], object]  # (actor, obj, reason, amount)
-    after: Callable[[object], str]
-    with_amount: bool = False
+    after: Callable[[object], str]  # of what the service answers
     select_related: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.registered.kind
+
+    @property
+    def label(self) -> str:
+        return self.registered.label
+
+    @property
+    def done(self) -> str:
+        return self.registered.done
+
+    @property
+    def with_amount(self) -> bool:
+        return self.registered.takes_amount
+
+    def run(self, actor, obj, reason: str, amount: int | None):
+        return self.registered.apply(
+            actor=actor, channel=Channel.ADMIN, target=obj, reason=reason, amount=amount
+        )
 
 
 @dataclass
@@ -93,76 +115,51 @@ def _stamp_value(stamp) -> str:
     return f"{stamp.count}/{stamp.max_stamps}" + (" (deleted)" if stamp.deleted_at else "")
 
 
-REMOVE_STAMP = Correction(
-    name="remove_stamp",
-    label="Remove one stamp",
-    done="Removed one stamp",
-    permission="remove_stamp",
-    value_label="Stamp count",
-    now=_stamp_value,
-    run=lambda actor, stamp, reason, amount: services.stamp_remove(
-        actor=actor, channel=Channel.ADMIN, stamp=stamp, reason=reason
-    ),
-    after=_stamp_value,
-    select_related=("customer", "card"),
-)
+_BY_KIND = corrections.BY_KIND
+ADMIN_CORRECTIONS = {
+    c.name: c
+    for c in [
+        Correction(
+            _BY_KIND["deduct_stamp"],
+            value_label="Stamp count",
+            now=_stamp_value,
+            after=_stamp_value,
+            select_related=("customer", "card"),
+        ),
+        Correction(
+            _BY_KIND["cancel_balance_update"],
+            value_label="Status; customer balance",
+            # Read fresh: an earlier update of the same customer in the selection moved it.
+            now=lambda update: f"{update.status}; balance {_balance(update.customer_id)}",
+            after=lambda update: f"{update.status}; balance {update.customer.balance}",
+            select_related=("customer",),
+        ),
+        Correction(
+            _BY_KIND["revert_points"],
+            value_label="Customer points",
+            now=lambda txn: f"{_points(txn.customer_id)} points",
+            after=lambda revert: f"{revert.points_after} points",
+            select_related=("customer", "partner"),
+        ),
+        Correction(
+            _BY_KIND["adjust_balance"],
+            value_label="Balance",
+            now=lambda customer: f"balance {customer.balance}",
+            after=lambda update: f"balance {update.balance_after}",
+        ),
+        Correction(
+            _BY_KIND["adjust_points"],
+            value_label="Points",
+            now=lambda customer: f"{customer.points} points",
+            after=lambda txn: f"{txn.points_after} points",
+        ),
+    ]
+}
 
-CANCEL_BALANCE_UPDATES = Correction(
-    name="cancel_balance_updates",
-    label="Cancel balance updates",
-    done="Canceled",
-    permission="cancel_balanceupdate",
-    value_label="Status; customer balance",
-    # Read fresh: an earlier update of the same customer in the selection moved it.
-    now=lambda update: f"{update.status}; balance {_balance(update.customer_id)}",
-    run=lambda actor, update, reason, amount: services.balance_update_cancel(
-        actor=actor, channel=Channel.ADMIN, balance_update=update, reason=reason
-    ),
-    after=lambda update: f"{update.status}; balance {update.customer.balance}",
-    select_related=("customer",),
-)
 
-REVERT_POINT_DEDUCTIONS = Correction(
-    name="revert_point_deductions",
-    label="Revert point deductions",
-    done="Reverted",
-    permission="revert_pointtransaction",
-    value_label="Customer points",
-    now=lambda txn: f"{_points(txn.customer_id)} points",
-    run=lambda actor, txn, reason, amount: services.point_deduction_revert(
-        actor=actor, channel=Channel.ADMIN, deduction=txn, reason=reason
-    ),
-    after=lambda revert: f"{revert.points_after} points",
-    select_related=("customer", "partner"),
-)
-
-ADJUST_BALANCE = Correction(
-    name="adjust_balance",
-    label="Adjust balance",
-    done="Adjusted the balance",
-    permission="adjust_balance_customer",
-    value_label="Balance",
-    now=lambda customer: f"balance {customer.balance}",
-    run=lambda actor, customer, reason, amount: services.balance_adjust(
-        actor=actor, channel=Channel.ADMIN, customer=customer, amount=amount, reason=reason
-    ),
-    after=lambda update: f"balance {update.balance_after}",
-    with_amount=True,
-)
-
-ADJUST_POINTS = Correction(
-    name="adjust_points",
-    label="Adjust points",
-    done="Adjusted the points",
-    permission="adjust_points_customer",
-    value_label="Points",
-    now=lambda customer: f"{customer.points} points",
-    run=lambda actor, customer, reason, amount: services.points_adjust(
-        actor=actor, channel=Channel.ADMIN, customer=customer, amount=amount, reason=reason
-    ),
-    after=lambda txn: f"{txn.points_after} points",
-    with_amount=True,
-)
+def for_model(model) -> tuple[Correction, ...]:
+    """The admin corrections of `model`'s pages, in registry order."""
+    return tuple(ADMIN_CORRECTIONS[c.kind] for c in corrections.for_target(model))
 
 
 def _label(obj) -> str:
@@ -185,13 +182,13 @@ def attempt_each(correction: Correction, actor, objects, reason: str, amount) ->
 
 
 def correction_action(correction: Correction):
-    """The changelist action of `correction`, guarded by its permission."""
+    """The changelist action of `correction` (`CorrectionsMixin.get_actions` guards it)."""
 
     def action(model_admin, request, queryset):
         return run_correction(model_admin, request, correction, queryset)
 
     action.__name__ = correction.name
-    return admin.action(permissions=[correction.permission], description=correction.label)(action)
+    return admin.action(description=correction.label)(action)
 
 
 def _report(model_admin, request, correction: Correction, outcomes: list[Outcome]) -> None:
@@ -276,16 +273,23 @@ def run_correction(model_admin, request, correction: Correction, queryset, singl
 
 
 class CorrectionsMixin:
-    """Adds `corrections` to a ModelAdmin: their actions and their object-page buttons.
+    """Adds the registry's corrections of the ModelAdmin's model: their changelist actions
+    (offered only to users holding each one's permission) and their object-page buttons."""
 
-    The subclass lists `actions = [correction_action(c) for c in corrections]` and defines
-    `has_<permission>_permission(request)` for each.
-    """
-
-    corrections: tuple[Correction, ...] = ()
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        self.corrections = for_model(model)
+        self.actions = [*(self.actions or ()), *map(correction_action, self.corrections)]
 
     def has_correction_permission(self, request, correction: Correction) -> bool:
-        return getattr(self, f"has_{correction.permission}_permission")(request)
+        return request.user.has_perm(correction.registered.permission)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        for correction in self.corrections:
+            if not self.has_correction_permission(request, correction):
+                actions.pop(correction.name, None)
+        return actions
 
     def get_urls(self):
         opts = self.model._meta

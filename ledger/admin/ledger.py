@@ -13,13 +13,7 @@ from django.db.models import Q
 from ledger import services
 from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
-from ledger.admin.corrections import (
-    CANCEL_BALANCE_UPDATES,
-    REMOVE_STAMP,
-    REVERT_POINT_DEDUCTIONS,
-    CorrectionsMixin,
-    correction_action,
-)
+from ledger.admin.corrections import CorrectionsMixin
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
 
@@ -105,8 +99,6 @@ class StampCardAdmin(BackOfficeAdmin):
 
 @admin.register(Stamp)
 class StampAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
-    corrections = (REMOVE_STAMP,)
-    actions = [correction_action(c) for c in corrections]
     list_display = [
         "id",
         "customer_link",
@@ -143,9 +135,6 @@ class StampAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "created",
     ]
 
-    def has_remove_stamp_permission(self, request) -> bool:
-        return request.user.has_perm("ledger.remove_stamp")
-
     @admin.display(description="Card", ordering="card_id")
     def card_link(self, obj):
         return admin_link(obj.card, obj.card.name)
@@ -157,8 +146,6 @@ class StampAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
 
 @admin.register(BalanceUpdate)
 class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
-    corrections = (CANCEL_BALANCE_UPDATES,)
-    actions = [correction_action(c) for c in corrections]
     list_display = [
         "id",
         "customer_link",
@@ -194,9 +181,6 @@ class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "cancel_reason",
     ]
 
-    def has_cancel_balanceupdate_permission(self, request) -> bool:
-        return request.user.has_perm("ledger.cancel_balanceupdate")
-
     @admin.display(description="Amount", ordering="amount")
     def signed_amount_display(self, obj):
         return f"{obj.signed_amount:+d}"
@@ -208,8 +192,6 @@ class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
 
 @admin.register(PointTransaction)
 class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
-    corrections = (REVERT_POINT_DEDUCTIONS,)
-    actions = [correction_action(c) for c in corrections]
     search_help_text = (
         "Exact id, partner transaction id, redemption id, or a customer's email, member id "
         "or wallet address."
@@ -269,9 +251,6 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
             | Q(partner_transaction_id=term)  # unique index
             | Q(redemption_id=term, kind=PointTransaction.Kind.DEDUCT)  # partial unique index
         )
-
-    def has_revert_pointtransaction_permission(self, request) -> bool:
-        return request.user.has_perm("ledger.revert_pointtransaction")
 
     @admin.display(description="Points", ordering="points")
     def points_display(self, obj):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.db.models import Model
@@ -32,7 +33,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
-from ledger import history, services
+from ledger import corrections, history, services
 from ledger.api import filters, serializers
 from ledger.api.errors import staff_exception_handler
 from ledger.api.pagination import StaffCursorPagination, StaffPagePagination
@@ -107,7 +108,8 @@ class StaffViewSet(StaffAPIMixin, viewsets.GenericViewSet):
     """Base of the resource viewsets.
 
     Permissions: reading needs `view_<model>`; history also `view_historical<model>`;
-    other actions add what `action_permissions` names (e.g. `ledger.remove_stamp`).
+    a correction adds its registry permission (e.g. `ledger.remove_stamp`); other actions
+    add what `action_permissions` names.
     """
 
     filter_backends = [DjangoFilterBackend]
@@ -125,6 +127,9 @@ class StaffViewSet(StaffAPIMixin, viewsets.GenericViewSet):
             meta = self.model._meta
             needed.append(f"{meta.app_label}.view_historical{meta.model_name}")
         needed.extend(self.action_permissions.get(self.action, []))
+        correction = getattr(getattr(self, self.action or "", None), "correction", None)
+        if correction is not None:
+            needed.append(correction.permission)
         return needed
 
     @extend_schema(
@@ -163,23 +168,29 @@ class StaffViewSet(StaffAPIMixin, viewsets.GenericViewSet):
 
     # --- corrections -----------------------------------------------------------------------
 
-    def correct(
-        self,
-        request,
-        input_class: type[serializers.serializers.Serializer],
-        apply: Callable[[Model, dict], object],
-        render: Callable[[object, bool], dict],
-    ) -> Response:
+    def correct(self, request, endpoint: CorrectionEndpoint) -> Response:
         """Validate, then either preview (run and roll back) or apply under Idempotency-Key."""
-        serializer = input_class(data=request.data)
+        serializer = endpoint.input_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+
+        def apply(target: Model):
+            return endpoint.correction.apply(
+                actor=request.user,
+                channel=CHANNEL,
+                target=target,
+                reason=data["reason"],
+                amount=data.get("amount"),
+            )
+
         if data["preview"]:
             obj = self.get_object()
-            response = Response(render(dry_run(lambda: apply(obj, data)), True))
+            response = Response(endpoint.render(dry_run(lambda: apply(obj)), preview=True))
             response["Preview"] = "true"
             return response
-        return self._apply(request, lambda: Response(render(apply(self.get_object(), data), False)))
+        return self._apply(
+            request, lambda: Response(endpoint.render(apply(self.get_object()), preview=False))
+        )
 
     @idempotent
     def _apply(self, request, operation: Callable[[], Response]) -> Response:
@@ -191,6 +202,103 @@ def _read_only_schema(noun: str):
         list=extend_schema(summary=f"List {noun}"),
         retrieve=extend_schema(summary=f"One of the {noun}"),
     )
+
+
+@dataclass(frozen=True)
+class CorrectionEndpoint:
+    """How the staff API offers one correction of the registry: its action and its answer."""
+
+    correction: corrections.Correction
+    name: str  # the viewset action; its URL path is the name with "-" for "_"
+    summary: str
+    answer: type[serializers.serializers.Serializer]
+    nest: str = ""  # adjustments answer the customer with the new row under this key
+
+    @property
+    def input_class(self) -> type[serializers.serializers.Serializer]:
+        if self.correction.takes_amount:
+            return serializers.AdjustInputSerializer
+        return serializers.ReasonInputSerializer
+
+    def render(self, result: Model, *, preview: bool) -> dict:
+        subject = result
+        if self.nest:
+            subject = result.customer
+            setattr(subject, self.nest, result)
+        data = self.answer(subject).data
+        if preview and self.correction.creates:
+            # The new row was rolled back: it has no id, nor a reference anyone could use.
+            row = data[self.nest] if self.nest else data
+            row.update({key: None for key in NEW_ROW_REFERENCES if key in row})
+        return data
+
+    def viewset_action(self):
+        """The viewset action: `@action` and its schema, running `StaffViewSet.correct`."""
+
+        def handler(viewset, request, pk=None):
+            return viewset.correct(request, self)
+
+        handler.__name__ = self.name
+        handler.correction = self.correction
+        handler = action(
+            detail=True, methods=["post"], url_path=self.name.replace("_", "-"), filter_backends=[]
+        )(handler)
+        return extend_schema(
+            summary=self.summary,
+            request=self.input_class,
+            responses={200: self.answer},
+            parameters=[IDEMPOTENCY_KEY],
+        )(handler)
+
+
+NEW_ROW_REFERENCES = ("id", "partner_transaction_id")
+
+_BY_KIND = corrections.BY_KIND
+CORRECTION_ENDPOINTS = {
+    endpoint.correction.kind: endpoint
+    for endpoint in [
+        CorrectionEndpoint(
+            _BY_KIND["deduct_stamp"],
+            "deduct",
+            "Take one stamp off (never below 0)",
+            serializers.StampSerializer,
+        ),
+        CorrectionEndpoint(
+            _BY_KIND["cancel_balance_update"],
+            "cancel",
+            "Cancel a balance update once (the balance never goes below 0)",
+            serializers.BalanceUpdateSerializer,
+        ),
+        CorrectionEndpoint(
+            _BY_KIND["revert_points"],
+            "revert",
+            "Revert a point deduction once; answers with the new revert row",
+            serializers.PointTransactionResultSerializer,
+        ),
+        CorrectionEndpoint(
+            _BY_KIND["adjust_balance"],
+            "adjust_balance",
+            "Correct the balance by a signed amount (a new balance update)",
+            serializers.CustomerBalanceAdjustedSerializer,
+            nest="balance_update",
+        ),
+        CorrectionEndpoint(
+            _BY_KIND["adjust_points"],
+            "adjust_points",
+            "Correct the points by a signed amount (a new point transaction)",
+            serializers.CustomerPointsAdjustedSerializer,
+            nest="point_transaction",
+        ),
+    ]
+}
+
+
+def offers_corrections(viewset: type[StaffViewSet]) -> type[StaffViewSet]:
+    """Class decorator: the viewset gets an action for every correction of its model."""
+    for correction in corrections.for_target(viewset.queryset.model):
+        endpoint = CORRECTION_ENDPOINTS[correction.kind]
+        setattr(viewset, endpoint.name, endpoint.viewset_action())
+    return viewset
 
 
 @_read_only_schema("merchants")
@@ -233,6 +341,7 @@ class StampCardViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffVi
         return Response(serializers.StampCardSerializer(card).data, status=status.HTTP_201_CREATED)
 
 
+@offers_corrections
 @_read_only_schema("customers")
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     queryset = Customer.objects.all()
@@ -241,8 +350,6 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffVie
     action_permissions = {
         "create": [perm(Customer, "add")],
         "partial_update": [perm(Customer, "change")],
-        "adjust_balance": ["accounts.adjust_balance_customer"],
-        "adjust_points": ["accounts.adjust_points_customer"],
     }
 
     @extend_schema(
@@ -276,61 +383,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffVie
         customer = customer_update(actor=request.user, channel=CHANNEL, customer=customer, **fields)
         return Response(serializers.CustomerSerializer(customer).data)
 
-    @extend_schema(
-        summary="Correct the balance by a signed amount (a new balance update)",
-        request=serializers.AdjustInputSerializer,
-        responses={200: serializers.CustomerBalanceAdjustedSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    )
-    @action(detail=True, methods=["post"], url_path="adjust-balance", filter_backends=[])
-    def adjust_balance(self, request, pk=None):
-        def apply(customer, data):
-            return services.balance_adjust(
-                actor=request.user,
-                channel=CHANNEL,
-                customer=customer,
-                amount=data["amount"],
-                reason=data["reason"],
-            )
 
-        def render(update: BalanceUpdate, preview: bool) -> dict:
-            customer = update.customer
-            customer.balance_update = update
-            data = serializers.CustomerBalanceAdjustedSerializer(customer).data
-            if preview:
-                data["balance_update"]["id"] = None
-            return data
-
-        return self.correct(request, serializers.AdjustInputSerializer, apply, render)
-
-    @extend_schema(
-        summary="Correct the points by a signed amount (a new point transaction)",
-        request=serializers.AdjustInputSerializer,
-        responses={200: serializers.CustomerPointsAdjustedSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    )
-    @action(detail=True, methods=["post"], url_path="adjust-points", filter_backends=[])
-    def adjust_points(self, request, pk=None):
-        def apply(customer, data):
-            return services.points_adjust(
-                actor=request.user,
-                channel=CHANNEL,
-                customer=customer,
-                amount=data["amount"],
-                reason=data["reason"],
-            )
-
-        def render(txn: PointTransaction, preview: bool) -> dict:
-            customer = txn.customer
-            customer.point_transaction = txn
-            data = serializers.CustomerPointsAdjustedSerializer(customer).data
-            if preview:
-                data["point_transaction"].update(id=None, partner_transaction_id=None)
-            return data
-
-        return self.correct(request, serializers.AdjustInputSerializer, apply, render)
-
-
+@offers_corrections
 @_read_only_schema("stamps")
 class StampViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     """Stamps, deleted ones included (`deleted_at` set): staff see everything."""
@@ -338,80 +392,22 @@ class StampViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSe
     queryset = Stamp.objects.all()
     serializer_class = serializers.StampSerializer
     filterset_class = filters.StampFilter
-    action_permissions = {"deduct": ["ledger.remove_stamp"]}
-
-    @extend_schema(
-        summary="Take one stamp off (never below 0)",
-        request=serializers.ReasonInputSerializer,
-        responses={200: serializers.StampSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    )
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def deduct(self, request, pk=None):
-        def apply(stamp, data):
-            return services.stamp_remove(
-                actor=request.user, channel=CHANNEL, stamp=stamp, reason=data["reason"]
-            )
-
-        def render(stamp: Stamp, preview: bool) -> dict:
-            return serializers.StampSerializer(stamp).data
-
-        return self.correct(request, serializers.ReasonInputSerializer, apply, render)
 
 
+@offers_corrections
 @_read_only_schema("balance updates")
 class BalanceUpdateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     queryset = BalanceUpdate.objects.select_related("canceled_by")
     serializer_class = serializers.BalanceUpdateSerializer
     filterset_class = filters.BalanceUpdateFilter
-    action_permissions = {"cancel": ["ledger.cancel_balanceupdate"]}
-
-    @extend_schema(
-        summary="Cancel a balance update once (the balance never goes below 0)",
-        request=serializers.ReasonInputSerializer,
-        responses={200: serializers.BalanceUpdateSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    )
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def cancel(self, request, pk=None):
-        def apply(update, data):
-            return services.balance_update_cancel(
-                actor=request.user, channel=CHANNEL, balance_update=update, reason=data["reason"]
-            )
-
-        def render(update: BalanceUpdate, preview: bool) -> dict:
-            return serializers.BalanceUpdateSerializer(update).data
-
-        return self.correct(request, serializers.ReasonInputSerializer, apply, render)
 
 
+@offers_corrections
 @_read_only_schema("point transactions")
 class PointTransactionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, StaffViewSet):
     queryset = PointTransaction.objects.select_related("reverted_by")
     serializer_class = serializers.PointTransactionSerializer
     filterset_class = filters.PointTransactionFilter
-    action_permissions = {"revert": ["ledger.revert_pointtransaction"]}
-
-    @extend_schema(
-        summary="Revert a point deduction once; answers with the new revert row",
-        request=serializers.ReasonInputSerializer,
-        responses={200: serializers.PointTransactionResultSerializer},
-        parameters=[IDEMPOTENCY_KEY],
-    )
-    @action(detail=True, methods=["post"], filter_backends=[])
-    def revert(self, request, pk=None):
-        def apply(deduction, data):
-            return services.point_deduction_revert(
-                actor=request.user, channel=CHANNEL, deduction=deduction, reason=data["reason"]
-            )
-
-        def render(txn: PointTransaction, preview: bool) -> dict:
-            data = serializers.PointTransactionResultSerializer(txn).data
-            if preview:
-                data.update(id=None, partner_transaction_id=None)
-            return data
-
-        return self.correct(request, serializers.ReasonInputSerializer, apply, render)
 
 
 @_read_only_schema("partners")

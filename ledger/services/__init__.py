@@ -29,6 +29,7 @@ from ledger.services.stamps import (
     stamp_create,
     stamp_deactivate,
     stamp_remove,
+    stamp_set_count,
     stamp_update,
 )
 
@@ -49,5 +50,6 @@ __all__ = [
     "stamp_create",
     "stamp_deactivate",
     "stamp_remove",
+    "stamp_set_count",
     "stamp_update",
 ]

@@ -121,7 +121,7 @@ def balance_update_cancel(
     update.canceled_at = timezone.now()
     update.canceled_by = actor if getattr(actor, "pk", None) else None
     update.cancel_reason = reason
-    with audited(actor=actor, channel=channel, reason=reason, operation="balance_cancel"):
+    with audited(actor=actor, channel=channel, reason=reason, operation="balance_update_cancel"):
         customer.save(update_fields=["balance"])
         update.save(update_fields=["status", "canceled_at", "canceled_by", "cancel_reason"])
     update.customer = customer

@@ -132,7 +132,7 @@ def point_deduct(
                 customer=customer,
                 points=-points,
                 kind=PointTransaction.Kind.DEDUCT,
-                operation="points_deduct",
+                operation="point_deduct",
                 prefix="txn",
                 partner=partner,
                 redemption_id=redemption_id,
@@ -173,7 +173,7 @@ def point_deduction_revert(
                 customer=locked,
                 points=-deduction.points,
                 kind=PointTransaction.Kind.REVERT,
-                operation="points_revert",
+                operation="point_deduction_revert",
                 prefix="rvt",
                 partner=deduction.partner,
                 redemption_id=deduction.redemption_id,
@@ -229,7 +229,7 @@ def point_deduction_confirm(
     txn.claimed_at = claimed_at
     txn.reverted_at = reverted_at
     txn.needs_attention = status == PointTransaction.Confirmation.REVERTED and not reverted_here
-    with audited(actor=actor, channel=channel, operation="points_confirm"):
+    with audited(actor=actor, channel=channel, operation="point_deduction_confirm"):
         txn.save(
             update_fields=[
                 "confirmation_status",

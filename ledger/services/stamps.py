@@ -95,7 +95,7 @@ def _corrections_today(stamp: Stamp, channel: str) -> int:
     return Stamp.history.filter(
         id=stamp.pk,
         channel=channel,
-        operation__in=["stamp_remove", "stamp_set_count"],
+        operation__in=[stamp_remove.__name__, stamp_set_count.__name__],
         history_date__gte=_start_of_today(),
     ).count()
 
@@ -122,6 +122,41 @@ def stamp_remove(
     return stamp
 
 
+def _checked_count(stamp: Stamp, count, channel: str, reason: str, daily_cap) -> str:
+    """Refuse a new count the locked `stamp` may not take; answers the correction's reason."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise InvalidInput("stamps", "must be an integer of 0 or more")
+    if count > stamp.max_stamps:
+        raise errors.StampAtMax(f"The stamp count may not exceed {stamp.max_stamps}.")
+    reason = _reason(channel, reason)
+    _check_daily_cap(stamp, channel, daily_cap)
+    return reason
+
+
+def _save_count(*, actor, channel: str, stamp: Stamp, count: int, reason: str) -> None:
+    stamp.count = count
+    with audited(actor=actor, channel=channel, reason=reason, operation="stamp_set_count"):
+        stamp.save(update_fields=["count"])
+
+
+@transaction.atomic
+def stamp_set_count(
+    *,
+    actor,
+    channel: str,
+    stamp: Stamp,
+    count: int,
+    reason: str = "",
+    daily_cap: int | None = None,
+) -> Stamp:
+    """Set a stamp's count directly (a correction, capped with removals by `daily_cap`)."""
+    stamp = _lock_stamp(stamp.pk)
+    if count != stamp.count:
+        reason = _checked_count(stamp, count, channel, reason, daily_cap)
+        _save_count(actor=actor, channel=channel, stamp=stamp, count=count, reason=reason)
+    return stamp
+
+
 @transaction.atomic
 def stamp_update(
     *,
@@ -137,20 +172,17 @@ def stamp_update(
     reason: str = "",
     daily_cap: int | None = None,
 ) -> Stamp:
-    """Change a stamp's fields. Setting `count` directly is a correction."""
+    """Change a stamp's fields (the Stamp API's `update`), in one transaction.
+
+    A new `count` is a correction: it is checked first and recorded as `stamp_set_count`, in
+    its own history row after the other fields' `stamp_update` row, so each row is named by
+    the service that it records and the daily cap counts exactly the count changes.
+    """
     stamp = _lock_stamp(stamp.pk)
+    sets_count = count is not None and count != stamp.count
+    if sets_count:
+        count_reason = _checked_count(stamp, count, channel, reason, daily_cap)
     changed: list[str] = []
-    operation = "stamp_update"
-    if count is not None and count != stamp.count:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidInput("stamps", "must be an integer of 0 or more")
-        if count > stamp.max_stamps:
-            raise errors.StampAtMax(f"The stamp count may not exceed {stamp.max_stamps}.")
-        reason = _reason(channel, reason)
-        _check_daily_cap(stamp, channel, daily_cap)
-        stamp.count = count
-        changed.append("count")
-        operation = "stamp_set_count"
     for field, value in (
         ("redeemed", redeemed),
         ("active", active),
@@ -164,8 +196,10 @@ def stamp_update(
     if stamp.start_date > stamp.end_date:
         raise InvalidInput("endYmd", "must not be before strtYmd")
     if changed:
-        with audited(actor=actor, channel=channel, reason=reason, operation=operation):
+        with audited(actor=actor, channel=channel, reason=reason, operation="stamp_update"):
             stamp.save(update_fields=changed)
+    if sets_count:
+        _save_count(actor=actor, channel=channel, stamp=stamp, count=count, reason=count_reason)
     return stamp
 
 
@@ -175,6 +209,6 @@ def stamp_deactivate(*, actor, channel: str, stamp: Stamp, reason: str = "") -> 
     stamp = _lock_stamp(stamp.pk)
     stamp.active = False
     stamp.deleted_at = timezone.now()
-    with audited(actor=actor, channel=channel, reason=reason.strip(), operation="stamp_delete"):
+    with audited(actor=actor, channel=channel, reason=reason.strip(), operation="stamp_deactivate"):
         stamp.save(update_fields=["active", "deleted_at"])
     return stamp

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from accounts.services import staff_create
+from ledger.roles import staff_create
 from tests import factories
 
 

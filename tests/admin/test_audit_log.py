@@ -48,7 +48,9 @@ def test_audit_log_lists_changes_newest_first_with_actor_channel_reason_and_diff
     versions = response.context["versions"]
     dates = [v.history_date for v in versions]
     assert dates == sorted(dates, reverse=True)
-    revert = next(v for v in versions if v.operation == "points_revert" and v.model == "customer")
+    revert = next(
+        v for v in versions if v.operation == "point_deduction_revert" and v.model == "customer"
+    )
     assert (revert.actor, revert.channel, revert.reason) == (
         "support-1",
         "admin",
@@ -66,13 +68,19 @@ def test_audit_log_lists_changes_newest_first_with_actor_channel_reason_and_diff
             {"actor": "Partner A"},
             {
                 ("stamp", "stamp_add"),
-                ("pointtransaction", "points_deduct"),
-                ("customer", "points_deduct"),
+                ("pointtransaction", "point_deduct"),
+                ("customer", "point_deduct"),
             },
         ),
         ({"channel": "stamp-api"}, {("stamp", "stamp_add")}),
         ({"model": "stamp", "actor": "support-1"}, {("stamp", "stamp_remove")}),
-        ({"q": "double"}, {("pointtransaction", "points_revert"), ("customer", "points_revert")}),
+        (
+            {"q": "double"},
+            {
+                ("pointtransaction", "point_deduction_revert"),
+                ("customer", "point_deduction_revert"),
+            },
+        ),
     ],
 )
 def test_audit_log_filters(activity, auditor_client, params, expected):
@@ -151,7 +159,13 @@ def test_audit_log_csv_rows_are_pinned(activity, auditor_client):
     assert len(rows) == 3 and by_model.keys() == {"customer", "pointtransaction"}
     row = by_model["customer"]
     assert row[1:3] == ["customer", str(customer.pk)]
-    assert row[4:9] == ["~", "support-1", "admin", "points_revert", "Partner double charge"]
+    assert row[4:9] == [
+        "~",
+        "support-1",
+        "admin",
+        "point_deduction_revert",
+        "Partner double charge",
+    ]
     assert row[10] == '[{"field": "points", "old": 70, "new": 100}]'
     created = json.loads(by_model["pointtransaction"][10])
     assert {"field": "id", "old": None, "new": revert.pk} in created
@@ -167,9 +181,9 @@ def test_dashboard_counts_corrections_by_kind_reason_actor_and_partner(activity,
     data = response.context["data"]
     today = data.days.index(timezone.localdate())
     assert data.days[-1] == timezone.localdate() and len(data.days) == 30
-    assert data.per_day["balance_cancel"][today] == 1
+    assert data.per_day["balance_update_cancel"][today] == 1
     assert data.per_day["stamp_remove"][today] == 1
-    assert data.per_day["points_revert"][today] == 1
+    assert data.per_day["point_deduction_revert"][today] == 1
     assert data.top_actors == [("support-1", 3)]
     assert dict(data.top_reasons)["Wrong card"] == 1
     assert data.settlement == [

@@ -51,7 +51,7 @@ def stamps(card, customer):
 def test_remove_stamp_confirmation_lists_every_stamp_now_and_after_and_changes_nothing(
     support_client, stamps
 ):
-    response = post_action(support_client, Stamp, "remove_stamp", stamps)
+    response = post_action(support_client, Stamp, "deduct_stamp", stamps)
 
     assert response.status_code == 200
     assert "admin/backoffice/correction_confirmation.html" in [t.name for t in response.templates]
@@ -72,7 +72,7 @@ def test_remove_stamp_confirmation_lists_every_stamp_now_and_after_and_changes_n
 def test_remove_stamp_without_a_valid_reason_shows_the_page_again_and_changes_nothing(
     support_client, stamps, reason
 ):
-    response = confirm_action(support_client, Stamp, "remove_stamp", stamps[:1], reason)
+    response = confirm_action(support_client, Stamp, "deduct_stamp", stamps[:1], reason)
 
     assert response.status_code == 200
     assert response.context["form"].errors["reason"]
@@ -82,7 +82,7 @@ def test_remove_stamp_without_a_valid_reason_shows_the_page_again_and_changes_no
 
 
 def test_remove_stamp_applies_to_each_and_reports_what_was_done_and_refused(support_client, stamps):
-    response = confirm_action(support_client, Stamp, "remove_stamp", stamps, REASON)
+    response = confirm_action(support_client, Stamp, "deduct_stamp", stamps, REASON)
 
     assert response.status_code == 302
     assert [s.count for s in Stamp.objects.order_by("pk")] == [2, 0, 0]
@@ -102,7 +102,7 @@ def test_remove_stamp_button_on_the_stamp_page_confirms_then_returns_to_the_page
     support_client, stamps
 ):
     stamp = stamps[0]
-    url = f"/admin/ledger/stamp/{stamp.pk}/correction/remove_stamp/"
+    url = f"/admin/ledger/stamp/{stamp.pk}/correction/deduct_stamp/"
     assert url in support_client.get(f"/admin/ledger/stamp/{stamp.pk}/change/").content.decode()
 
     page = support_client.get(url)
@@ -143,7 +143,7 @@ def test_cancel_confirmation_shows_running_values_and_each_refusal(support_clien
     u = updates
     selection = [u["canceled"], u["a"], u["b"], u["c"]]
 
-    response = post_action(support_client, BalanceUpdate, "cancel_balance_updates", selection)
+    response = post_action(support_client, BalanceUpdate, "cancel_balance_update", selection)
 
     assert response.status_code == 200
     assert outcomes(response) == [
@@ -168,7 +168,7 @@ def test_cancel_confirmation_shows_running_values_and_each_refusal(support_clien
 
 def test_cancel_without_reason_is_refused_and_changes_nothing(support_client, updates):
     response = confirm_action(
-        support_client, BalanceUpdate, "cancel_balance_updates", [updates["a"]], ""
+        support_client, BalanceUpdate, "cancel_balance_update", [updates["a"]], ""
     )
 
     assert response.status_code == 200 and response.context["form"].errors["reason"]
@@ -181,7 +181,7 @@ def test_cancel_applies_to_each_records_history_and_reports_refusals(support_cli
     selection = [u["canceled"], u["a"], u["b"], u["c"]]
 
     response = confirm_action(
-        support_client, BalanceUpdate, "cancel_balance_updates", selection, REASON
+        support_client, BalanceUpdate, "cancel_balance_update", selection, REASON
     )
 
     assert response.status_code == 302
@@ -199,10 +199,10 @@ def test_cancel_applies_to_each_records_history_and_reports_refusals(support_cli
     assert refused.startswith("Refused: 2 balance updates, left unchanged.")
     assert "already been canceled" in refused and "may not go below 0" in refused
     version = latest_version(BalanceUpdate, u["a"].pk)
-    assert_attributed(version, operation="balance_cancel")
+    assert_attributed(version, operation="balance_update_cancel")
     assert {c.field: (c.old, c.new) for c in version.changes}["status"] == ("Success", "Canceled")
     customer_version = latest_version(Customer, u["alice"].pk)
-    assert_attributed(customer_version, operation="balance_cancel")
+    assert_attributed(customer_version, operation="balance_update_cancel")
     assert [(c.field, c.old, c.new) for c in customer_version.changes] == [("balance", 70, 100)]
 
 
@@ -224,9 +224,7 @@ def test_revert_confirmation_lists_each_transaction_with_points_now_and_after(
 ):
     credit_row, d1, d2 = point_rows
 
-    response = post_action(
-        support_client, PointTransaction, "revert_point_deductions", [credit_row, d1, d2]
-    )
+    response = post_action(support_client, PointTransaction, "revert_points", [credit_row, d1, d2])
 
     assert outcomes(response) == [
         (credit_row.pk, "60 points", None, "Only a point deduction can be reverted."),
@@ -238,7 +236,7 @@ def test_revert_confirmation_lists_each_transaction_with_points_now_and_after(
 
 def test_revert_without_reason_is_refused(support_client, point_rows):
     response = confirm_action(
-        support_client, PointTransaction, "revert_point_deductions", [point_rows[1]], "no"
+        support_client, PointTransaction, "revert_points", [point_rows[1]], "no"
     )
 
     assert response.status_code == 200 and response.context["form"].errors["reason"]
@@ -251,7 +249,7 @@ def test_revert_gives_points_back_once_with_history_and_reports_refusals(
     credit_row, d1, d2 = point_rows
 
     response = confirm_action(
-        support_client, PointTransaction, "revert_point_deductions", [credit_row, d1, d2], REASON
+        support_client, PointTransaction, "revert_points", [credit_row, d1, d2], REASON
     )
 
     assert response.status_code == 302
@@ -266,9 +264,9 @@ def test_revert_gives_points_back_once_with_history_and_reports_refusals(
     )
     assert "Only a point deduction" in refused and "already been reverted" in refused
     version = latest_version(PointTransaction, revert.pk)
-    assert_attributed(version, operation="points_revert")
+    assert_attributed(version, operation="point_deduction_revert")
     assert version.history_type == "+"
-    assert_attributed(latest_version(Customer, customer.pk), operation="points_revert")
+    assert_attributed(latest_version(Customer, customer.pk), operation="point_deduction_revert")
 
 
 # --- adjust balance and points -------------------------------------------------------------
@@ -393,7 +391,7 @@ def test_a_selection_too_large_for_one_confirmation_page_is_refused(
     monkeypatch.setattr(admin_corrections, "MAX_OBJECTS", 2)
     stamps = [factories.StampFactory(card=card, customer=customer, count=1) for _ in range(3)]
 
-    response = post_action(support_client, Stamp, "remove_stamp", stamps)
+    response = post_action(support_client, Stamp, "deduct_stamp", stamps)
 
     assert response.status_code == 302
     assert messages_of(response) == ["Select at most 2 stamps for one correction."]

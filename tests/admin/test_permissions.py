@@ -13,9 +13,9 @@ pytestmark = pytest.mark.django_db
 
 REASON = "Forged or not, a reason"
 ACTIONS = [
-    "remove_stamp",
-    "cancel_balance_updates",
-    "revert_point_deductions",
+    "deduct_stamp",
+    "cancel_balance_update",
+    "revert_points",
     "adjust_balance",
     "adjust_points",
 ]
@@ -28,9 +28,9 @@ def cases(customer, store, card, partner):
     update = BalanceUpdate.objects.get(customer=customer)
     deduction = deduct(partner, customer, 10, "redeem-1")
     return {
-        "remove_stamp": (Stamp, [stamp], {}),
-        "cancel_balance_updates": (BalanceUpdate, [update], {}),
-        "revert_point_deductions": (PointTransaction, [deduction], {}),
+        "deduct_stamp": (Stamp, [stamp], {}),
+        "cancel_balance_update": (BalanceUpdate, [update], {}),
+        "revert_points": (PointTransaction, [deduction], {}),
         "adjust_balance": (Customer, [customer], {"amount": "5"}),
         "adjust_points": (Customer, [customer], {"amount": "5"}),
     }

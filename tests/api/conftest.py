@@ -11,9 +11,9 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from accounts.models import Customer
-from accounts.services import staff_create
 from ledger import history, services
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.roles import staff_create
 from loyalty.audit import Channel
 from loyalty.models import IdempotencyKey
 from tests import factories

@@ -197,7 +197,7 @@ def test_cancel_idempotency(world, api_support):
     assert first.status_code == again.status_code == 200  # not 409 already_canceled
     assert first.json() == again.json()
     assert Customer.objects.get(pk=world["customer"].pk).balance == 0
-    assert BalanceUpdate.history.filter(operation="balance_cancel").count() == 1
+    assert BalanceUpdate.history.filter(operation="balance_update_cancel").count() == 1
     assert api_support.post(path, {"reason": "other"}, headers=headers).status_code == 422
 
 

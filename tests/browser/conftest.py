@@ -96,7 +96,7 @@ def roles(transactional_db):
     """The Support and Auditor groups: other transactional tests' flushes remove them."""
     from django.contrib.auth.models import Group, Permission
 
-    from accounts.roles import GROUP_PERMISSIONS
+    from ledger.roles import GROUP_PERMISSIONS
 
     for name, perms in GROUP_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)

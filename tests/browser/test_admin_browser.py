@@ -2,9 +2,9 @@
 
 import pytest
 
-from accounts.services import staff_create
 from ledger import history
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
+from ledger.roles import staff_create
 from loyalty.audit import Channel
 from partners.services import partner_create
 from tests import factories
@@ -75,7 +75,7 @@ def test_support_corrects_a_stamp_a_balance_update_and_a_deduction(page, shop, s
     screenshot("support-remove-stamp-done")
 
     # Bulk actions from the changelists.
-    run_bulk_action(page, "/admin/ledger/balanceupdate/", update.pk, "cancel_balance_updates")
+    run_bulk_action(page, "/admin/ledger/balanceupdate/", update.pk, "cancel_balance_update")
     assert "Canceled; balance 0" in page.inner_text("#correction-preview")
     page.click("#confirm-correction")  # no reason: the browser refuses to submit
     assert page.locator("textarea[name=reason]:invalid").count() == 1
@@ -83,9 +83,7 @@ def test_support_corrects_a_stamp_a_balance_update_and_a_deduction(page, shop, s
     confirm(page, "Credited to the wrong customer")
     assert "Canceled: 1 balance update." in page.inner_text(".messagelist")
 
-    run_bulk_action(
-        page, "/admin/ledger/pointtransaction/", deduction.pk, "revert_point_deductions"
-    )
+    run_bulk_action(page, "/admin/ledger/pointtransaction/", deduction.pk, "revert_points")
     assert "150 points" in page.inner_text("#correction-preview")
     screenshot("support-revert-confirmation")
     confirm(page, "Partner charged the redemption twice")

@@ -42,7 +42,7 @@ def test_deduct_lowers_points_and_records_the_redemption(customer, partner):
     assert (row.history_user, row.channel, row.operation) == (
         partner.user,
         "points-api",
-        "points_deduct",
+        "point_deduct",
     )
 
 
@@ -152,7 +152,7 @@ def test_confirm_claimed_records_the_outcome_and_moves_no_points(customer, partn
         False,
     )
     assert Customer.objects.get(pk=customer.pk).points == 70
-    assert confirmed.history.first().operation == "points_confirm"
+    assert confirmed.history.first().operation == "point_deduction_confirm"
 
 
 def test_confirm_reverted_without_a_revert_is_flagged(customer, partner):

@@ -210,7 +210,7 @@ def test_deactivate_hides_the_stamp_and_keeps_history(stamp, partner):
     services.stamp_deactivate(actor=partner.user, channel=Channel.STAMP_API, stamp=stamp)
     stamp.refresh_from_db()
     assert (stamp.active, stamp.deleted_at is not None) == (False, True)
-    assert last_history(stamp).operation == "stamp_delete"
+    assert last_history(stamp).operation == "stamp_deactivate"
     with pytest.raises(errors.StampNotFound):
         services.stamp_add(actor=None, channel=Channel.STAMP_API, stamp=stamp)
     with pytest.raises(errors.StampNotFound):

@@ -280,7 +280,7 @@ def test_delete_hides_the_stamp_and_keeps_its_history(stamp_api, stamp3):
         == 1001
     )
     assert Stamp.objects.filter(pk=stamp3.pk, active=False).exists()
-    assert last(stamp3).operation == "stamp_delete"
+    assert last(stamp3).operation == "stamp_deactivate"
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Customer, Merchant, Store
-from accounts.services import customer_create, merchant_create, staff_create, store_create
+from accounts.services import customer_create, merchant_create, store_create
 from ledger import services
 from ledger.models import Stamp, StampCard
+from ledger.roles import staff_create
 from loyalty.audit import Channel
 from loyalty.commands import JsonCommand
 from partners.credentials import Credentials

@@ -1,5 +1,5 @@
-from accounts import roles
-from accounts.services import staff_create
+from ledger import roles
+from ledger.roles import staff_create
 from loyalty.commands import JsonCommand
 
 

@@ -1,0 +1,91 @@
+"""Staff roles: Django groups, their permissions (corrections from the registry), staff users.
+
+The groups are synced after every `migrate` by `sync_roles`, a post_migrate handler (see
+`LedgerConfig.ready`), not by a data migration: a migration must not import app code, and a
+frozen copy of the permission list in a migration would drift from the registry the first
+time a correction is added. After `migrate` (and after every test flush, which sends
+post_migrate too) each group has exactly the permissions listed here.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from ledger import corrections
+from loyalty.errors import InvalidInput
+
+SUPPORT = "Support"
+AUDITOR = "Auditor"
+ADMIN = "admin"
+ROLES = {"support": SUPPORT, "auditor": AUDITOR, "admin": ADMIN}
+
+AUDITED_MODELS = [
+    ("accounts", "merchant"),
+    ("accounts", "store"),
+    ("accounts", "customer"),
+    ("ledger", "stampcard"),
+    ("ledger", "stamp"),
+    ("ledger", "balanceupdate"),
+    ("ledger", "pointtransaction"),
+    ("partners", "partner"),
+]
+
+VIEW_EVERYTHING = [f"{app}.view_{model}" for app, model in AUDITED_MODELS] + [
+    f"{app}.view_historical{model}" for app, model in AUDITED_MODELS
+]
+
+GROUP_PERMISSIONS = {
+    SUPPORT: [
+        *VIEW_EVERYTHING,
+        *corrections.PERMISSIONS,
+        "accounts.add_customer",
+        "accounts.change_customer",
+        "ledger.add_stampcard",
+    ],
+    AUDITOR: [*VIEW_EVERYTHING],
+}
+
+
+def sync_roles(*, using: str = "default", **kwargs) -> None:
+    """Create the groups and give them exactly their permissions (idempotent)."""
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+
+    # The permissions of every app, not only of the app this signal is for.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
+    for group_name, perms in GROUP_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=group_name)
+        wanted = []
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            wanted.append(
+                Permission.objects.using(using).get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        group.permissions.set(wanted)
+
+
+@transaction.atomic
+def staff_create(*, username: str, role: str, password: str | None = None):
+    """Create (or update) a staff user in a role; returns (user, API token key)."""
+    if role not in ROLES:
+        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username=username)
+    user.is_staff = True
+    user.is_superuser = role == ADMIN
+    if password:
+        user.set_password(password)
+    elif not user.has_usable_password():
+        user.set_unusable_password()
+    user.save()
+    user.groups.clear()
+    if role != ADMIN:
+        user.groups.add(Group.objects.get(name=ROLES[role]))
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key
