@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from loyalty.http.limits import MAX_BODY_BYTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -177,7 +179,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Request bodies above 64 KiB are refused (413 in each API family's shape).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 # Business limits (CONTRACT.md).
 STAMP_REMOVALS_PER_STAMP_PER_DAY = env_int("STAMP_REMOVALS_PER_STAMP_PER_DAY", 10)
