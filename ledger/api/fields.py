@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from loyalty.http.fields import AmountField, StrictCharField
-from loyalty.http.limits import REASON_MAX, REASON_MIN
+from loyalty.http.fields import reason_field as shared_reason_field
 
 __all__ = ["ContractIntegerField", "TextField", "preview_field", "reason_field"]
 
@@ -31,11 +31,7 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 def reason_field() -> TextField:
-    return TextField(
-        min_length=REASON_MIN,
-        max_length=REASON_MAX,
-        help_text=f"Why the correction is made ({REASON_MIN} to {REASON_MAX} characters).",
-    )
+    return shared_reason_field(TextField)
 
 
 def preview_field() -> StrictBooleanField:

@@ -10,7 +10,7 @@ import re
 
 from rest_framework import serializers
 
-from loyalty.http.limits import MAX_AMOUNT, MAX_SAFE_INTEGER
+from loyalty.http.limits import MAX_AMOUNT, MAX_SAFE_INTEGER, REASON_MAX, REASON_MIN
 
 
 class AmountField(serializers.Field):
@@ -75,3 +75,11 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def reason_field(field_class: type[StrictCharField] = StrictCharField, **kwargs):
+    """A correction's reason: a JSON string of REASON_MIN to REASON_MAX characters (stripped)."""
+    kwargs.setdefault(
+        "help_text", f"Why the correction is made ({REASON_MIN} to {REASON_MAX} characters)."
+    )
+    return field_class(min_length=REASON_MIN, max_length=REASON_MAX, **kwargs)

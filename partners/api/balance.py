@@ -21,7 +21,7 @@ from loyalty.errors import DomainError
 from loyalty.http.problems import ProblemResponse, handled
 from loyalty.idempotency import idempotent
 from partners.api.base import PartnerAPIView
-from partners.api.fields import ContractIntegerField
+from partners.api.fields import ContractIntegerField, string
 from partners.authentication import PartnerTokenAuthentication
 from partners.schema import IDEMPOTENCY_KEY
 
@@ -107,9 +107,9 @@ def success(update: BalanceUpdate) -> Response:
 
 
 class MoveSerializer(serializers.Serializer):
-    user = serializers.CharField(max_length=254, help_text="Email or member ID of the customer.")
+    user = string(254, help_text="Email or member ID of the customer.")
     amount = ContractIntegerField()
-    type = serializers.CharField(required=False, default=BalanceUpdate.TYPE_STAMPS)
+    type = string(required=False, default=BalanceUpdate.TYPE_STAMPS)
     merchant = ContractIntegerField()
     store = ContractIntegerField()
 

@@ -7,7 +7,7 @@ import datetime as dt
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.http.fields import AmountField
+from loyalty.http.fields import AmountField, StrictCharField, reason_field
 
 
 @extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]})
@@ -57,8 +57,24 @@ class YNField(serializers.Field):
         return "Y" if value else "N"
 
 
-def text(max_length: int, **kwargs) -> serializers.CharField:
+class JSONStringField(StrictCharField):
+    """A JSON string only: a number where a string is due (a redemption id sent as 12345) is a
+    400, not silently read as its digits."""
+
+    default_error_messages = {"invalid": "must be a string"}
+
+
+def string(max_length: int | None = None, **kwargs) -> JSONStringField:
+    """A required string field (`required=False` and the like as for DRF's CharField)."""
+    return JSONStringField(max_length=max_length, **kwargs)
+
+
+def text(max_length: int, **kwargs) -> JSONStringField:
+    """An optional string field that may be blank."""
     kwargs.setdefault("required", False)
-    return serializers.CharField(
-        max_length=max_length, allow_blank=True, trim_whitespace=True, **kwargs
-    )
+    return JSONStringField(max_length=max_length, allow_blank=True, trim_whitespace=True, **kwargs)
+
+
+def correction_reason(**kwargs) -> JSONStringField:
+    """A correction's reason, required (3 to 500 characters)."""
+    return reason_field(JSONStringField, **kwargs)

@@ -33,7 +33,7 @@ from loyalty.http.problems import ProblemResponse, handled
 from loyalty.idempotency import idempotent
 from partners import signing
 from partners.api.base import PartnerAPIView
-from partners.api.fields import ContractIntegerField, text
+from partners.api.fields import ContractIntegerField, correction_reason, string
 from partners.authentication import HMACAuthentication, KnownCredentialRefusal, PointsAuthError
 from partners.identity import PartnerIdentity
 from partners.schema import IDEMPOTENCY_KEY, SIGNED_REQUEST
@@ -124,18 +124,20 @@ class CanonicalJSONRenderer(BaseRenderer):
 
 
 class AddressSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=100)
+    address = string(100)
 
 
 class DeductSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=100)
+    address = string(100)
     deductPoints = ContractIntegerField()
-    yggRedemptionId = serializers.CharField(max_length=100)
+    yggRedemptionId = string(100)
 
 
 class RevertSerializer(DeductSerializer):
-    partnerTransactionId = serializers.CharField(max_length=40)
-    revertReason = text(500)
+    partnerTransactionId = string(40)
+    revertReason = correction_reason(
+        help_text="Why the deduction is reverted (3 to 500 characters); recorded in history."
+    )
 
 
 @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "format": "decimal"}]})
@@ -208,17 +210,15 @@ class MomentField(serializers.Field):
 
 
 class ConfirmSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=100)
+    address = string(100)
     deductPoints = ContractIntegerField()
     usdAmount = FlexibleDecimalField(model_field="usd_amount")
     yggAmount = FlexibleDecimalField(model_field="ygg_amount")
     priceYggUsd = FlexibleDecimalField(model_field="price_ygg_usd")
-    yggRedemptionId = serializers.CharField(max_length=100)
+    yggRedemptionId = string(100)
     status = serializers.ChoiceField(["claimed", "reverted"])
     txnConfirmed = serializers.BooleanField()
-    txnHash = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, allow_null=True
-    )
+    txnHash = string(100, required=False, allow_blank=True, allow_null=True)
     initialAt = MomentField()
     pendingAt = MomentField()
     claimedAt = MomentField(required=False, allow_null=True)
@@ -365,7 +365,7 @@ class RevertDeductView(PointsView):
             actor=request.user,
             channel=Channel.POINTS_API,
             deduction=deduction,
-            reason=data.get("revertReason", ""),
+            reason=data["revertReason"],
         )
         return Response(
             {

@@ -19,10 +19,11 @@ from ledger.models import Stamp
 from ledger.selectors import stamp_card_for_partner, stamp_for_partner
 from loyalty.audit import Channel
 from loyalty.errors import InvalidInput
+from loyalty.http.limits import REASON_MAX
 from loyalty.http.problems import ProblemResponse, handled
 from loyalty.idempotency import idempotent
 from partners.api.base import PartnerAPIView
-from partners.api.fields import ContractIntegerField, YmdField, YNField, text
+from partners.api.fields import ContractIntegerField, YmdField, YNField, string, text
 from partners.authentication import APIKeyAuthentication
 from partners.schema import IDEMPOTENCY_KEY
 
@@ -123,14 +124,12 @@ class StampIdxSerializer(serializers.Serializer):
 
 
 class RemoveSerializer(StampIdxSerializer):
-    reason = text(500)
+    reason = text(REASON_MAX)
 
 
 class CreateSerializer(serializers.Serializer):
     cardIdx = ContractIntegerField()
-    customer = serializers.CharField(
-        max_length=254, help_text="Member ID or email of the customer."
-    )
+    customer = string(254, help_text="Member ID or email of the customer.")
     strtYmd = YmdField()
     endYmd = YmdField()
     activeYn = YNField(required=False)
@@ -147,8 +146,8 @@ class UpdateSerializer(StampIdxSerializer):
     activeYn = YNField(required=False)
     strtYmd = YmdField(required=False)
     endYmd = YmdField(required=False)
-    memo = serializers.CharField(max_length=500, allow_blank=True, required=False)
-    reason = text(500)
+    memo = string(500, allow_blank=True, required=False)
+    reason = text(REASON_MAX)
 
 
 def _envelope_schema(name: str, result=None):
