@@ -19,6 +19,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from accounts.selectors import partner_merchant_ids
 from loyalty import rows
+from loyalty.db import is_postgresql
 from loyalty.http.body import json_body, raw_body
 from partners import credentials, signing
 from partners.identity import PartnerIdentity
@@ -50,7 +51,7 @@ def _partner_query(column: str) -> str:
 def active_partner(column: str, value: str) -> PartnerIdentity | None:
     """The active partner whose `column` is `value`, with its service user and its merchant
     ids, in one statement (every partner request starts here)."""
-    if connection.vendor != "postgresql":  # the SQLite demo: the ORM, three statements
+    if not is_postgresql(connection):  # the SQLite demo: the ORM, three statements
         partner = (
             Partner.objects.select_related("user")
             .filter(**{column: value, "active": True, "user__is_active": True})

@@ -30,7 +30,6 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import roles
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
 from ledger import history, services
@@ -443,7 +442,7 @@ class AuditLogView(StaffAPIMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def required_permissions(self) -> list[str]:
-        return [f"{app}.view_historical{model}" for app, model in roles.AUDITED_MODELS]
+        return list(history.HISTORY_PERMISSIONS)
 
     def perform_content_negotiation(self, request, force=False):
         # Error bodies are always JSON, whatever `format` asks for.

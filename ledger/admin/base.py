@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from ledger import history
+from loyalty.db import is_postgresql
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.preview import dry_run
 
@@ -52,7 +53,7 @@ class CappedCountPaginator(Paginator):
     @staticmethod
     def _estimate(queryset) -> int:
         connection = connections[queryset.db]
-        if connection.vendor != "postgresql":
+        if not is_postgresql(connection):
             return 0
         with connection.cursor() as cursor:
             cursor.execute(
