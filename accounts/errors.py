@@ -1,23 +1,24 @@
 """Domain errors of merchants, stores and customers."""
 
-from loyalty.errors import DomainError
+from loyalty.errors import DomainError, NotFound
 
 
-class MerchantNotFound(DomainError):
+class MerchantNotFound(NotFound):
     code = "merchant_not_found"
     message = "Merchant not found."
 
 
-class StoreNotFound(DomainError):
+class StoreNotFound(NotFound):
     code = "store_not_found"
     message = "Store not found."
 
 
-class CustomerNotFound(DomainError):
+class CustomerNotFound(NotFound):
     code = "customer_not_found"
     message = "Customer not found."
 
 
 class CustomerConflict(DomainError):
     code = "customer_conflict"
+    kind = "conflict"
     message = "Another customer of this merchant has that email, member id or wallet address."

@@ -1,9 +1,9 @@
 """Domain errors of the ledger: one class per business failure, each with a stable code."""
 
-from loyalty.errors import DomainError
+from loyalty.errors import DomainError, NotFound
 
 
-class StampNotFound(DomainError):
+class StampNotFound(NotFound):
     code = "stamp_not_found"
     message = "Stamp not found."
 
@@ -40,10 +40,12 @@ class CorrectionLimitReached(DomainError):
 
 class ReasonRequired(DomainError):
     code = "reason_required"
+    kind = "invalid"
+    field = "reason"
     message = "A correction needs a reason of 3 to 500 characters."
 
 
-class BalanceUpdateNotFound(DomainError):
+class BalanceUpdateNotFound(NotFound):
     code = "balance_update_not_found"
     message = "Balance update not found."
 
@@ -63,7 +65,7 @@ class InsufficientPoints(DomainError):
     message = "Not enough points."
 
 
-class TransactionNotFound(DomainError):
+class TransactionNotFound(NotFound):
     code = "transaction_not_found"
     message = "Point transaction not found."
 
@@ -77,6 +79,7 @@ class DuplicateRedemption(DomainError):
     """The redemption id was already deducted; `original` is that deduction."""
 
     code = "duplicate_redemption"
+    kind = "conflict"
     message = "This redemption has already been processed."
 
     def __init__(self, original) -> None:
@@ -88,6 +91,7 @@ class AlreadyReverted(DomainError):
     """The deduction was already reverted; `revert` is the revert row."""
 
     code = "already_reverted"
+    kind = "conflict"
     message = "This deduction has already been reverted."
 
     def __init__(self, revert) -> None:

@@ -11,8 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import Customer, Merchant, Store, audit_history
-
-MAX_AMOUNT = 10**12
+from loyalty.http.limits import MAX_AMOUNT
 
 
 def corrections_index(name: str) -> models.Index:

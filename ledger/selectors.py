@@ -1,32 +1,30 @@
-"""Reads of the ledger, scoped by who asks. A partner sees only its merchants' rows (and,
-for point deductions, only those made with its own credential)."""
+"""Reads of the ledger, scoped by who asks. A partner sees only its merchants' rows (the
+`merchant_ids` its authentication read) and, for point deductions, only those made with its
+own credential."""
 
 from __future__ import annotations
 
-from accounts.selectors import partner_merchant_ids
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty import rows
 
 
-def stamp_for_partner(partner, stamp_id: int) -> Stamp | None:
+def stamp_for_partner(merchant_ids: frozenset[int], stamp_id: int) -> Stamp | None:
     """A live stamp of one of the partner's merchants (by primary key, without the query
     compiler: every Stamp API call starts here)."""
     stamp = rows.first(Stamp, id=stamp_id)
     if stamp is None or stamp.deleted_at is not None:
         return None
-    return stamp if stamp.merchant_id in partner_merchant_ids(partner) else None
+    return stamp if stamp.merchant_id in merchant_ids else None
 
 
-def stamp_card_for_partner(partner, card_id: int) -> StampCard | None:
-    return StampCard.objects.filter(
-        pk=card_id, merchant_id__in=partner_merchant_ids(partner)
-    ).first()
+def stamp_card_for_partner(merchant_ids: frozenset[int], card_id: int) -> StampCard | None:
+    return StampCard.objects.filter(pk=card_id, merchant_id__in=merchant_ids).first()
 
 
-def balance_update_for_partner(partner, update_id: int) -> BalanceUpdate | None:
-    return BalanceUpdate.objects.filter(
-        pk=update_id, merchant_id__in=partner_merchant_ids(partner)
-    ).first()
+def balance_update_for_partner(
+    merchant_ids: frozenset[int], update_id: int
+) -> BalanceUpdate | None:
+    return BalanceUpdate.objects.filter(pk=update_id, merchant_id__in=merchant_ids).first()
 
 
 def deduction_for_partner(

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 
 from loyalty.db import is_postgresql
 from loyalty.errors import DomainError
+from loyalty.http.problems import ProblemResponse
 from loyalty.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
@@ -29,16 +30,20 @@ HEADER = "Idempotency-Key"
 
 class IdempotencyKeyInvalid(DomainError):
     code = "idempotency_key_invalid"
+    kind = "invalid"
+    field = HEADER
     message = "Idempotency-Key must be 1 to 255 printable ASCII characters."
 
 
 class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
+    kind = "idempotency_reused"
     message = "This Idempotency-Key was used with a different request."
 
 
 class IdempotencyKeyInFlight(DomainError):
     code = "idempotency_key_in_flight"
+    kind = "idempotency_in_flight"
     message = "A request with this Idempotency-Key is still being processed."
 
 
@@ -75,8 +80,9 @@ def _try_lock(owner_id: int, key: str) -> bool:
 
 
 def is_success(response) -> bool:
-    """2xx and not a business refusal (families that answer refusals with 200 mark them)."""
-    return 200 <= response.status_code < 300 and not getattr(response, "refused", False)
+    """2xx and not a problem (families that answer refusals with 200 render them as a
+    ProblemResponse)."""
+    return 200 <= response.status_code < 300 and not isinstance(response, ProblemResponse)
 
 
 def run(request, handler) -> Response:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from loyalty.http.limits import MAX_BODY_BYTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -177,11 +179,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Request bodies above 64 KiB are refused (413 in each API family's shape).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 # Business limits (CONTRACT.md).
 STAMP_REMOVALS_PER_STAMP_PER_DAY = env_int("STAMP_REMOVALS_PER_STAMP_PER_DAY", 10)
 PARTNER_THROTTLE_RATE = os.environ.get("PARTNER_THROTTLE_RATE", "6000/min")
+STAFF_API_THROTTLE_RATE = os.environ.get("STAFF_API_THROTTLE_RATE", "1200/min")
 POINTS_API_MAX_SKEW_SECONDS = env_int("POINTS_API_MAX_SKEW_SECONDS", 300)
 IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
 

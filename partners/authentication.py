@@ -1,11 +1,13 @@
 """DRF authentication of partners: APIKey (Stamp API), Token/Bearer (Balance API) and the
-Points API's HMAC headers. Each resolves to (partner's service user, partner), so history
-names the partner; secrets are compared in constant time and never logged."""
+Points API's HMAC headers. Each resolves to (partner's service user, PartnerIdentity), so
+history names the partner and the views read the partner's merchants from `request.auth`;
+secrets are compared in constant time and never logged."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 from functools import cache
 
 from django.conf import settings
@@ -15,10 +17,12 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from accounts.selectors import partner_merchant_ids
 from loyalty import rows
 from loyalty.db import is_postgresql
+from loyalty.http.body import json_body, raw_body
 from partners import credentials, signing
-from partners.body import json_body, raw_body
+from partners.identity import PartnerIdentity
 from partners.models import Partner, SignedRequestId
 
 
@@ -44,15 +48,16 @@ def _partner_query(column: str) -> str:
     return sql
 
 
-def active_partner(column: str, value: str) -> Partner | None:
+def active_partner(column: str, value: str) -> PartnerIdentity | None:
     """The active partner whose `column` is `value`, with its service user and its merchant
     ids, in one statement (every partner request starts here)."""
-    if not is_postgresql(connection):  # the SQLite demo: the ORM, two statements
-        return (
+    if not is_postgresql(connection):  # the SQLite demo: the ORM, three statements
+        partner = (
             Partner.objects.select_related("user")
             .filter(**{column: value, "active": True, "user__is_active": True})
             .first()
         )
+        return None if partner is None else PartnerIdentity(partner, partner_merchant_ids(partner))
     with connection.cursor() as cursor:
         cursor.execute(_partner_query(column), [value])
         row = cursor.fetchone()
@@ -61,17 +66,16 @@ def active_partner(column: str, value: str) -> Partner | None:
     split = len(Partner._meta.concrete_fields)
     partner = rows.instance(Partner, row[:split])
     partner.user = rows.instance(get_user_model(), row[split:-1])
-    partner._merchant_ids = frozenset(row[-1])  # see accounts.selectors.partner_merchant_ids
-    return partner
+    return PartnerIdentity(partner, frozenset(row[-1]))
 
 
-def partner_by_api_key(api_key: str) -> Partner | None:
+def partner_by_api_key(api_key: str) -> PartnerIdentity | None:
     digest = credentials.hash_api_key(api_key)
-    partner = active_partner("api_key_hash", digest)
+    identity = active_partner("api_key_hash", digest)
     # The lookup is by hash; the comparison below keeps the final check constant-time.
-    if partner is None or not credentials.api_key_matches(api_key, partner.api_key_hash):
+    if identity is None or not credentials.api_key_matches(api_key, identity.partner.api_key_hash):
         return None
-    return partner
+    return identity
 
 
 class _KeywordKeyAuthentication(BaseAuthentication):
@@ -89,10 +93,10 @@ class _KeywordKeyAuthentication(BaseAuthentication):
             key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid API key.") from None
-        partner = partner_by_api_key(key)
-        if partner is None:
+        identity = partner_by_api_key(key)
+        if identity is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        return partner.user, partner
+        return identity.user, identity
 
     def authenticate_header(self, request) -> str:
         return self.keywords[0]
@@ -117,6 +121,17 @@ class PointsAuthError(exceptions.APIException):
         super().__init__(message)
         self.status_code = status
         self.error_code = error_code
+
+
+class KnownCredentialRefusal(exceptions.APIException):
+    """A refusal (`error`) of a request whose credential was found by its key: its signature,
+    freshness, request id or body failed. `partner` is that credential, whose settings (errors
+    as HTTP 200) the answer follows, though the request is not authenticated."""
+
+    def __init__(self, error: exceptions.APIException, partner: Partner) -> None:
+        super().__init__(error.detail, error.default_code)
+        self.status_code = error.status_code
+        self.error, self.partner = error, partner
 
 
 def uuid7_time(value: str) -> dt.datetime | None:
@@ -172,9 +187,18 @@ class HMACAuthentication(BaseAuthentication):
                 "X-API-KEY, X-API-REQUEST and X-API-SIGNATURE are required.",
                 401,
             )
-        partner = active_partner("hmac_key", key)
-        if partner is None:
+        identity = active_partner("hmac_key", key)
+        if identity is None:
             raise PointsAuthError("ERR-AUTH-FAILED", "Authentication failed.", 401)
+        try:
+            secret = self.check(request, identity.partner, request_id, given)
+        except exceptions.APIException as exc:
+            raise KnownCredentialRefusal(exc, identity.partner) from exc
+        return identity.user, replace(identity, hmac_secret=secret)
+
+    def check(self, request, partner: Partner, request_id: str, given: str) -> str:
+        """The checks after the key: the body, the signature, freshness, the request id never
+        seen. Answers the decrypted secret (to sign the response)."""
         if request.method == "GET" or not raw_body(request).strip():
             canonical = ""
         else:  # a JSON `null` body is not an empty one: it canonicalises to "null"
@@ -193,8 +217,7 @@ class HMACAuthentication(BaseAuthentication):
             raise PointsAuthError(
                 "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
             )
-        partner.hmac_secret = secret  # to sign the response; never stored or logged
-        return partner.user, partner
+        return secret
 
     def authenticate_header(self, request) -> str:
         return "HMAC"

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from partners.models import Partner
+from partners.identity import PartnerIdentity
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -29,12 +29,12 @@ class PartnerRateThrottle(BaseThrottle):
     """One budget per partner across its three APIs, at PARTNER_THROTTLE_RATE."""
 
     def allow_request(self, request, view) -> bool:
-        partner = request.auth
-        if not isinstance(partner, Partner):
+        identity = request.auth
+        if not isinstance(identity, PartnerIdentity):
             return True
         limit, period = parse_rate(settings.PARTNER_THROTTLE_RATE)
         now = time.time()
-        key = f"throttle:partner:{partner.pk}:{period}:{int(now // period)}"
+        key = f"throttle:partner:{identity.partner.pk}:{period}:{int(now // period)}"
         try:
             count = cache.incr(key)  # one round trip, except for a window's first request
         except ValueError:

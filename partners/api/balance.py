@@ -12,16 +12,16 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.selectors import customer_for_partner, partner_merchant_ids, store_for_partner
+from accounts.selectors import customer_for_partner, store_for_partner
 from ledger import services
 from ledger.models import BalanceUpdate
 from ledger.selectors import balance_update_for_partner
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
+from loyalty.http.problems import ProblemResponse, handled
 from loyalty.idempotency import idempotent
 from partners.api.base import PartnerAPIView
-from partners.api.errors import handled
-from partners.api.fields import ContractIntegerField
+from partners.api.fields import ContractIntegerField, string
 from partners.authentication import PartnerTokenAuthentication
 from partners.schema import IDEMPOTENCY_KEY
 
@@ -35,21 +35,30 @@ class BalanceAPIError(DomainError):
 
 
 DOMAIN_FIELDS = {"insufficient_balance": "amount", "already_canceled": "id"}
-OTHER = {
-    "throttled": (429, "throttled"),
-    "too_large": (413, "request_too_large"),
-    "method": (405, "method_not_allowed"),
+# Kind to (HTTP status, error_code); "invalid" and the refusals use the problem's own code.
+STATUS = {
+    "invalid": (400, "invalid"),
+    "malformed": (400, "invalid"),
+    "not_acceptable": (400, "invalid"),
+    "unsupported_media_type": (400, "invalid"),
+    "refused": (400, ""),
     "not_found": (404, "not_found"),
-    "idempotency_reused": (422, "idempotency_key_reused"),
+    "method": (405, "method_not_allowed"),
+    "conflict": (409, "conflict"),
     "idempotency_in_flight": (409, "idempotency_key_in_flight"),
-    "internal": (500, "internal_error"),
+    "too_large": (413, "request_too_large"),
+    "idempotency_reused": (422, "idempotency_key_reused"),
+    "throttled": (429, "throttled"),
 }
+AUTH_KINDS = {"unauthenticated", "forbidden"}
+# The services' field names are this API's wire names already (amount, store, ...).
+WIRE_NAMES: dict[str, str] = {}
 
 
 def error(code: str, field: str, message: str, status: int = 400) -> Response:
     field = field or "__all__"
     detail = f"{field}: {message}" if field != "__all__" else message
-    response = Response(
+    return ProblemResponse(
         {
             "detail": detail,
             "error_message": message,
@@ -58,25 +67,27 @@ def error(code: str, field: str, message: str, status: int = 400) -> Response:
         },
         status=status,
     )
-    response.refused = True
-    return response
 
 
 def balance_exception_handler(exc, context) -> Response:
-    problem = handled(exc)
+    problem = handled(exc).renamed(WIRE_NAMES)
     if isinstance(exc, BalanceAPIError):
         return error(exc.code, exc.field, exc.message, exc.status)
-    if problem.kind == "auth":
-        response = Response({"detail": problem.message}, status=401)
+    if problem.kind in AUTH_KINDS:
+        response = ProblemResponse({"detail": problem.message}, status=401)
         response["WWW-Authenticate"] = "Token"
         return response
-    if problem.kind == "validation":
-        code = "required" if problem.code == "required" else "invalid"
+    if problem.domain and problem.kind in ("refused", "conflict", "not_found"):
+        field = DOMAIN_FIELDS.get(problem.code, problem.field)
+        return error(problem.code, field, problem.message)
+    if problem.kind == "http":
+        return error(problem.code, "", problem.message, problem.status)
+    status, code = STATUS.get(problem.kind, (500, "internal_error"))
+    if problem.kind == "invalid":
+        code = "required" if problem.rule == "required" else "invalid"
         return error(code, problem.field, problem.message)
-    if problem.kind == "domain":
-        return error(problem.code, DOMAIN_FIELDS.get(problem.code, ""), problem.message)
-    status, code = OTHER.get(problem.kind, (500, "internal_error"))
-    return error(code, "", problem.message, status)
+    field = problem.field if status == 400 else ""
+    return error(code, field, problem.message, status)
 
 
 def success(update: BalanceUpdate) -> Response:
@@ -96,9 +107,9 @@ def success(update: BalanceUpdate) -> Response:
 
 
 class MoveSerializer(serializers.Serializer):
-    user = serializers.CharField(max_length=254, help_text="Email or member ID of the customer.")
+    user = string(254, help_text="Email or member ID of the customer.")
     amount = ContractIntegerField()
-    type = serializers.CharField(required=False, default=BalanceUpdate.TYPE_STAMPS)
+    type = string(required=False, default=BalanceUpdate.TYPE_STAMPS)
     merchant = ContractIntegerField()
     store = ContractIntegerField()
 
@@ -170,14 +181,16 @@ class BalanceView(PartnerAPIView):
 
     def resolve(self, data):
         merchant_id = data["merchant"]
-        if merchant_id not in partner_merchant_ids(self.partner):
+        if merchant_id not in self.merchant_ids:
             raise BalanceAPIError("invalid_merchant", "merchant", "merchant not found")
-        store = store_for_partner(self.partner, data["store"])
+        store = store_for_partner(self.merchant_ids, data["store"])
         if store is None:
             raise BalanceAPIError("store_not_found", "store", "store not found")
         if store.merchant_id != merchant_id:
             raise BalanceAPIError("invalid_store", "store", "store does not belong to merchant")
-        customer = customer_for_partner(self.partner, merchant_id=merchant_id, user=data["user"])
+        customer = customer_for_partner(
+            self.merchant_ids, merchant_id=merchant_id, user=data["user"]
+        )
         if customer is None:
             raise BalanceAPIError("invalid_data", "user", "user not found")
         return customer, store
@@ -227,7 +240,7 @@ class BalanceCancelView(BalanceView):
     @idempotent
     def post(self, request):
         data = self.input(CancelSerializer)
-        update = balance_update_for_partner(self.partner, data["id"])
+        update = balance_update_for_partner(self.merchant_ids, data["id"])
         if update is None:
             raise BalanceAPIError("not_found", "id", "balance update not found", status=404)
         update = services.balance_update_cancel(

@@ -1,4 +1,4 @@
-"""What the three partner API families share: parsing, auth check, throttle, errors."""
+"""What the three partner API families share: parsing, auth check, throttle, identity."""
 
 from __future__ import annotations
 
@@ -6,14 +6,22 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from partners.body import AnyContentTypeJSONParser, PartnerJSONParser
+from loyalty.http.body import JSONBodyParser
+from partners.identity import PartnerIdentity
 from partners.models import Partner
 from partners.throttling import PartnerRateThrottle
 
 
+class AnyContentTypeJSONParser(JSONBodyParser):
+    """The body is JSON whatever the Content-Type says: clients of the public APIs send
+    JSON with or without the header (curl -d sends form encoding by default)."""
+
+    media_type = "*/*"
+
+
 class IsPartner(BasePermission):
     def has_permission(self, request, view) -> bool:
-        return isinstance(request.auth, Partner)
+        return isinstance(request.auth, PartnerIdentity)
 
 
 class PartnerAPIView(APIView):
@@ -23,7 +31,7 @@ class PartnerAPIView(APIView):
 
     permission_classes = [IsPartner]
     throttle_classes = [PartnerRateThrottle]
-    parser_classes = [PartnerJSONParser, AnyContentTypeJSONParser]
+    parser_classes = [JSONBodyParser, AnyContentTypeJSONParser]
     renderer_classes = [JSONRenderer]
     family_exception_handler = None
 
@@ -31,8 +39,16 @@ class PartnerAPIView(APIView):
         return type(self).family_exception_handler
 
     @property
-    def partner(self) -> Partner:
+    def identity(self) -> PartnerIdentity:
         return self.request.auth
+
+    @property
+    def partner(self) -> Partner:
+        return self.request.auth.partner
+
+    @property
+    def merchant_ids(self) -> frozenset[int]:
+        return self.request.auth.merchant_ids
 
     def input(self, serializer_class, data=None):
         """Validated input of `serializer_class` (raises ValidationError)."""

@@ -1,52 +1,26 @@
-"""Input fields with the contract's rules (CONTRACT.md, "General rules")."""
+"""Input fields of the partner APIs, with the contract's rules (CONTRACT.md, "General rules")."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-MAX_AMOUNT = 10**12
-_DIGITS = re.compile(r"[0-9]+")
+from loyalty.http.fields import AmountField, StrictCharField, reason_field
 
 
 @extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+$"}]})
-class ContractIntegerField(serializers.Field):
-    """A JSON integer or a string of digits; no booleans, fractions, nulls or empty strings."""
+class ContractIntegerField(AmountField):
+    """A JSON integer or a string of digits; no booleans, fractions, nulls or empty strings
+    (the rules are loyalty.http.fields.AmountField's, in the partner APIs' words)."""
 
     default_error_messages = {
         "invalid": "must be an integer",
         "min_value": "must be at least {min_value}",
         "max_value": "must be at most {max_value}",
+        "zero": "must not be 0",
     }
-
-    def __init__(self, *, min_value: int = 1, max_value: int = MAX_AMOUNT, **kwargs) -> None:
-        self.min_value, self.max_value = min_value, max_value
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data) -> int:
-        if isinstance(data, bool):
-            self.fail("invalid")
-        if isinstance(data, int):
-            value = data
-        elif isinstance(data, float) and data.is_integer():
-            value = int(data)
-        elif isinstance(data, str) and _DIGITS.fullmatch(data):
-            if len(data.lstrip("0")) > len(str(self.max_value)):
-                self.fail("max_value", max_value=self.max_value)
-            value = int(data)
-        else:
-            self.fail("invalid")
-        if value < self.min_value:
-            self.fail("min_value", min_value=self.min_value)
-        if value > self.max_value:
-            self.fail("max_value", max_value=self.max_value)
-        return value
-
-    def to_representation(self, value) -> int:
-        return value
 
 
 @extend_schema_field({"type": "string", "format": "date", "example": "2026-12-31"})
@@ -83,8 +57,24 @@ class YNField(serializers.Field):
         return "Y" if value else "N"
 
 
-def text(max_length: int, **kwargs) -> serializers.CharField:
+class JSONStringField(StrictCharField):
+    """A JSON string only: a number where a string is due (a redemption id sent as 12345) is a
+    400, not silently read as its digits."""
+
+    default_error_messages = {"invalid": "must be a string"}
+
+
+def string(max_length: int | None = None, **kwargs) -> JSONStringField:
+    """A required string field (`required=False` and the like as for DRF's CharField)."""
+    return JSONStringField(max_length=max_length, **kwargs)
+
+
+def text(max_length: int, **kwargs) -> JSONStringField:
+    """An optional string field that may be blank."""
     kwargs.setdefault("required", False)
-    return serializers.CharField(
-        max_length=max_length, allow_blank=True, trim_whitespace=True, **kwargs
-    )
+    return JSONStringField(max_length=max_length, allow_blank=True, trim_whitespace=True, **kwargs)
+
+
+def correction_reason(**kwargs) -> JSONStringField:
+    """A correction's reason, required (3 to 500 characters)."""
+    return reason_field(JSONStringField, **kwargs)

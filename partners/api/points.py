@@ -29,13 +29,13 @@ from ledger.models import PointTransaction
 from ledger.selectors import deduction_for_partner
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
+from loyalty.http.problems import ProblemResponse, handled
 from loyalty.idempotency import idempotent
 from partners import signing
 from partners.api.base import PartnerAPIView
-from partners.api.errors import handled
-from partners.api.fields import ContractIntegerField, text
-from partners.authentication import HMACAuthentication, PointsAuthError
-from partners.models import Partner
+from partners.api.fields import ContractIntegerField, correction_reason, string
+from partners.authentication import HMACAuthentication, KnownCredentialRefusal, PointsAuthError
+from partners.identity import PartnerIdentity
 from partners.schema import IDEMPOTENCY_KEY, SIGNED_REQUEST
 
 
@@ -46,33 +46,52 @@ class PointsAPIError(DomainError):
         self.extra: dict = {}
 
 
+# Kind to (errorCode, HTTP status); a kind missing here is ERR-INTERNAL, 500.
 KIND_CODES = {
-    "validation": ("ERR-INVALID-REQUEST", 400),
-    "auth": ("ERR-AUTH-FAILED", 401),
-    "throttled": ("ERR-RATE-LIMITED", 429),
-    "too_large": ("ERR-INVALID-REQUEST", 413),
-    "method": ("ERR-INVALID-REQUEST", 405),
+    "invalid": ("ERR-INVALID-REQUEST", 400),
+    "malformed": ("ERR-INVALID-REQUEST", 400),
+    "not_acceptable": ("ERR-INVALID-REQUEST", 400),
+    "unsupported_media_type": ("ERR-INVALID-REQUEST", 400),
+    "refused": ("ERR-INVALID-REQUEST", 400),
+    "unauthenticated": ("ERR-AUTH-FAILED", 401),
+    "forbidden": ("ERR-AUTH-FAILED", 401),
     "not_found": ("ERR-TRANSACTION-NOT-FOUND", 404),
-    "idempotency_reused": ("ERR-IDEMPOTENCY-KEY-REUSED", 422),
+    "method": ("ERR-INVALID-REQUEST", 405),
+    "conflict": ("ERR-DUPLICATE-REQUEST", 409),
     "idempotency_in_flight": ("ERR-DUPLICATE-REQUEST", 409),
-    "internal": ("ERR-INTERNAL", 500),
+    "too_large": ("ERR-INVALID-REQUEST", 413),
+    "idempotency_reused": ("ERR-IDEMPOTENCY-KEY-REUSED", 422),
+    "throttled": ("ERR-RATE-LIMITED", 429),
 }
 DOMAIN_CODES = {
     "insufficient_points": ("ERR-INSUFFICIENT-POINTS", 422),
     "duplicate_redemption": ("ERR-DUPLICATE-REQUEST", 409),
     "already_reverted": ("ERR-DUPLICATE-REQUEST", 409),
 }
+# The services' field names as this API's wire names.
+WIRE_NAMES = {
+    "points": "deductPoints",
+    "redemption_id": "yggRedemptionId",
+    "reason": "revertReason",
+}
+FIELD_KINDS = {"invalid", "malformed", "not_acceptable", "unsupported_media_type"}
 
 
 def points_exception_handler(exc, context) -> Response:
-    problem = handled(exc)
+    request = context.get("request")
+    identity = getattr(request, "auth", None) if request is not None else None
+    partner = identity.partner if isinstance(identity, PartnerIdentity) else None
+    if isinstance(exc, KnownCredentialRefusal):
+        # The key was found, so the credential's own settings apply from here on.
+        partner, exc = exc.partner, exc.error
+    problem = handled(exc).renamed(WIRE_NAMES)
     extra: dict = {}
     if isinstance(exc, PointsAuthError):
         code, status = exc.error_code, exc.status_code
     elif isinstance(exc, PointsAPIError):
         code, status, extra = exc.error_code, exc.status, exc.extra
-    elif problem.kind == "domain":
-        code, status = DOMAIN_CODES.get(problem.code, ("ERR-INVALID-REQUEST", 400))
+    elif problem.domain and problem.code in DOMAIN_CODES:
+        code, status = DOMAIN_CODES[problem.code]
         if isinstance(exc, ledger_errors.DuplicateRedemption):
             extra = {"partnerTransactionId": exc.original.partner_transaction_id}
         elif isinstance(exc, ledger_errors.AlreadyReverted):
@@ -80,19 +99,17 @@ def points_exception_handler(exc, context) -> Response:
                 "partnerTransactionId": exc.revert.reverts.partner_transaction_id,
                 "partnerRevertId": exc.revert.partner_transaction_id,
             }
+    elif problem.kind == "http":
+        code, status = "ERR-INVALID-REQUEST", problem.status
     else:
         code, status = KIND_CODES.get(problem.kind, ("ERR-INTERNAL", 500))
     message = problem.message
-    if problem.kind == "validation" and problem.field:
+    if problem.kind in FIELD_KINDS and problem.field:
         message = f"{problem.field}: {problem.message}"
     body = {"success": False, "errorCode": code, "errorMessage": message, **extra}
-    request = context.get("request")
-    partner = getattr(request, "auth", None) if request is not None else None
-    if isinstance(partner, Partner) and partner.errors_as_200:
+    if partner is not None and partner.errors_as_200:
         status = 200
-    response = Response(body, status=status)
-    response.refused = True
-    return response
+    return ProblemResponse(body, status=status)
 
 
 class CanonicalJSONRenderer(BaseRenderer):
@@ -107,18 +124,20 @@ class CanonicalJSONRenderer(BaseRenderer):
 
 
 class AddressSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=100)
+    address = string(100)
 
 
 class DeductSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=100)
+    address = string(100)
     deductPoints = ContractIntegerField()
-    yggRedemptionId = serializers.CharField(max_length=100)
+    yggRedemptionId = string(100)
 
 
 class RevertSerializer(DeductSerializer):
-    partnerTransactionId = serializers.CharField(max_length=40)
-    revertReason = text(500)
+    partnerTransactionId = string(40)
+    revertReason = correction_reason(
+        help_text="Why the deduction is reverted (3 to 500 characters); recorded in history."
+    )
 
 
 @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "format": "decimal"}]})
@@ -191,17 +210,15 @@ class MomentField(serializers.Field):
 
 
 class ConfirmSerializer(serializers.Serializer):
-    address = serializers.CharField(max_length=100)
+    address = string(100)
     deductPoints = ContractIntegerField()
     usdAmount = FlexibleDecimalField(model_field="usd_amount")
     yggAmount = FlexibleDecimalField(model_field="ygg_amount")
     priceYggUsd = FlexibleDecimalField(model_field="price_ygg_usd")
-    yggRedemptionId = serializers.CharField(max_length=100)
+    yggRedemptionId = string(100)
     status = serializers.ChoiceField(["claimed", "reverted"])
     txnConfirmed = serializers.BooleanField()
-    txnHash = serializers.CharField(
-        max_length=100, required=False, allow_blank=True, allow_null=True
-    )
+    txnHash = string(100, required=False, allow_blank=True, allow_null=True)
     initialAt = MomentField()
     pendingAt = MomentField()
     claimedAt = MomentField(required=False, allow_null=True)
@@ -232,8 +249,10 @@ class PointsView(PartnerAPIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        partner = getattr(request, "_auth", None)
-        secret = getattr(partner, "hmac_secret", None)
+        # Only an authenticated request is answered signed (request.auth would authenticate
+        # again; `_auth` is what authentication found, None after a refusal).
+        identity = getattr(request, "_auth", None)
+        secret = identity.hmac_secret if isinstance(identity, PartnerIdentity) else ""
         if response.status_code == 200 and secret and getattr(response, "data", None) is not None:
             response["X-API-SIGNATURE"] = signing.sign(
                 secret,
@@ -346,7 +365,7 @@ class RevertDeductView(PointsView):
             actor=request.user,
             channel=Channel.POINTS_API,
             deduction=deduction,
-            reason=data.get("revertReason", ""),
+            reason=data["revertReason"],
         )
         return Response(
             {

@@ -19,10 +19,11 @@ from ledger.models import Stamp
 from ledger.selectors import stamp_card_for_partner, stamp_for_partner
 from loyalty.audit import Channel
 from loyalty.errors import InvalidInput
+from loyalty.http.limits import REASON_MAX
+from loyalty.http.problems import ProblemResponse, handled
 from loyalty.idempotency import idempotent
 from partners.api.base import PartnerAPIView
-from partners.api.errors import handled
-from partners.api.fields import ContractIntegerField, YmdField, YNField, text
+from partners.api.fields import ContractIntegerField, YmdField, YNField, string, text
 from partners.authentication import APIKeyAuthentication
 from partners.schema import IDEMPOTENCY_KEY
 
@@ -35,35 +36,45 @@ BUSINESS_CODES = {
     "reward_redeemed": 1006,
     "correction_limit_reached": 1007,
 }
-STATUS_CODES = {
-    "auth": 401,
-    "throttled": 429,
-    "too_large": 413,
-    "method": 405,
-    "not_found": 404,
-    "idempotency_in_flight": 409,
-    "internal": 500,
+# Kind to (envelope code, HTTP status); a kind missing here is answered 500.
+STATUS = {
+    "invalid": (400, 400),
+    "malformed": (400, 400),
+    "not_acceptable": (400, 400),
+    "unsupported_media_type": (400, 400),
+    "refused": (400, 400),  # a refusal without a code of its own in this API
+    "unauthenticated": (401, 401),
+    "forbidden": (401, 401),
+    "not_found": (404, 404),
+    "method": (405, 405),
+    "conflict": (409, 409),
+    "idempotency_in_flight": (409, 409),
+    "too_large": (413, 413),
+    "idempotency_reused": (1008, 422),
+    "throttled": (429, 429),
 }
+# The services' field names as this API's wire names.
+WIRE_NAMES = {"count": "stamps", "start_date": "strtYmd", "end_date": "endYmd"}
 
 
 def envelope(code: int = 0, message: str = "", result=None, status: int = 200) -> Response:
-    response = Response({"code": code, "message": message, "result": result}, status=status)
-    response.refused = code != 0
-    return response
+    response_class = Response if code == 0 else ProblemResponse
+    return response_class({"code": code, "message": message, "result": result}, status=status)
 
 
 def stamp_exception_handler(exc, context) -> Response:
-    problem = handled(exc)
-    if problem.kind == "domain" and problem.code in BUSINESS_CODES:
+    problem = handled(exc).renamed(WIRE_NAMES)
+    if problem.domain and problem.code in BUSINESS_CODES:
         return envelope(BUSINESS_CODES[problem.code], problem.message)
-    if problem.kind == "idempotency_reused":
-        return envelope(1008, problem.message, status=422)
-    if problem.kind == "validation" or problem.kind == "domain":
-        message = f"{problem.field}: {problem.message}" if problem.field else problem.message
-        return envelope(400, message, status=400)
-    status = STATUS_CODES.get(problem.kind, 500)
-    response = envelope(status, problem.message, status=status)
-    if problem.kind == "auth":
+    if problem.kind == "http":
+        code = status = problem.status
+    else:
+        code, status = STATUS.get(problem.kind, (500, 500))
+    message = problem.message
+    if code == 400 and problem.field:
+        message = f"{problem.field}: {problem.message}"
+    response = envelope(code, message, status=status)
+    if status == 401:
         response["WWW-Authenticate"] = "APIKey"
     return response
 
@@ -113,14 +124,12 @@ class StampIdxSerializer(serializers.Serializer):
 
 
 class RemoveSerializer(StampIdxSerializer):
-    reason = text(500)
+    reason = text(REASON_MAX)
 
 
 class CreateSerializer(serializers.Serializer):
     cardIdx = ContractIntegerField()
-    customer = serializers.CharField(
-        max_length=254, help_text="Member ID or email of the customer."
-    )
+    customer = string(254, help_text="Member ID or email of the customer.")
     strtYmd = YmdField()
     endYmd = YmdField()
     activeYn = YNField(required=False)
@@ -137,8 +146,8 @@ class UpdateSerializer(StampIdxSerializer):
     activeYn = YNField(required=False)
     strtYmd = YmdField(required=False)
     endYmd = YmdField(required=False)
-    memo = serializers.CharField(max_length=500, allow_blank=True, required=False)
-    reason = text(500)
+    memo = string(500, allow_blank=True, required=False)
+    reason = text(REASON_MAX)
 
 
 def _envelope_schema(name: str, result=None):
@@ -170,7 +179,7 @@ class StampView(PartnerAPIView):
     family_exception_handler = stamp_exception_handler
 
     def stamp(self, stamp_idx: int) -> Stamp:
-        stamp = stamp_for_partner(self.partner, stamp_idx)
+        stamp = stamp_for_partner(self.merchant_ids, stamp_idx)
         if stamp is None:
             raise ledger_errors.StampNotFound()
         return stamp
@@ -193,11 +202,11 @@ class StampCreateView(StampView):
     @idempotent
     def post(self, request):
         data = self.input(CreateSerializer)
-        card = stamp_card_for_partner(self.partner, data["cardIdx"])
+        card = stamp_card_for_partner(self.merchant_ids, data["cardIdx"])
         if card is None:
             raise InvalidInput("cardIdx", "stamp card not found")
         customer = customer_for_partner(
-            self.partner, merchant_id=card.merchant_id, user=data["customer"]
+            self.merchant_ids, merchant_id=card.merchant_id, user=data["customer"]
         )
         if customer is None:
             raise InvalidInput("customer", "customer not found")

@@ -110,14 +110,19 @@ def test_revert_fields_must_match_the_deduction(points_api, wallet, change):
     txn_id = points_api.post("/deduct-points-by-address", deduct_body(wallet)).json()[
         "partnerTransactionId"
     ]
-    revert = {**deduct_body(wallet), "partnerTransactionId": txn_id, "revertReason": "x", **change}
+    revert = {
+        **deduct_body(wallet),
+        "partnerTransactionId": txn_id,
+        "revertReason": "expired",
+        **change,
+    }
     response = points_api.post("/revert-deduct-points", revert)
     assert (response.status_code, response.json()["errorCode"]) == (400, "ERR-INVALID-REQUEST")
     assert points(wallet) == 4000
 
 
 def test_revert_of_an_unknown_transaction_is_not_found(points_api, wallet):
-    revert = {**deduct_body(wallet), "partnerTransactionId": "txn_nope", "revertReason": "x"}
+    revert = {**deduct_body(wallet), "partnerTransactionId": "txn_nope", "revertReason": "expired"}
     response = points_api.post("/revert-deduct-points", revert)
     assert (response.status_code, response.json()["errorCode"]) == (
         404,
@@ -370,7 +375,7 @@ def test_a_staff_revert_then_a_partner_revert_is_a_duplicate(points_api, wallet,
         deduction=PointTransaction.objects.get(partner_transaction_id=txn_id),
         reason="customer complaint",
     )
-    revert = {**deduct_body(wallet), "partnerTransactionId": txn_id, "revertReason": "x"}
+    revert = {**deduct_body(wallet), "partnerTransactionId": txn_id, "revertReason": "expired"}
     assert points_api.post("/revert-deduct-points", revert).status_code == 409
     assert points(wallet) == 5000
 

@@ -1,0 +1,22 @@
+"""Who a partner request is from, as its authentication found it (DRF's `request.auth`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from partners.models import Partner
+
+
+@dataclass(frozen=True)
+class PartnerIdentity:
+    """The partner, the merchants it may act on (read with the credential, in the same
+    statement) and, on the Points API, the shared secret that signs the response (decrypted
+    once; never stored or logged, hence out of the repr)."""
+
+    partner: Partner
+    merchant_ids: frozenset[int]
+    hmac_secret: str = field(default="", repr=False)
+
+    @property
+    def user(self):
+        return self.partner.user
