@@ -21,3 +21,8 @@ class CustomerNotFound(DomainError):
 class CustomerConflict(DomainError):
     code = "customer_conflict"
     message = "Another customer of this merchant has that email, member id or wallet address."
+
+
+class AmbiguousCustomer(DomainError):
+    code = "customer_ambiguous"
+    message = "ambiguous: the email of one customer and the member id of another"
