@@ -22,3 +22,9 @@ class CustomerConflict(DomainError):
     code = "customer_conflict"
     kind = "conflict"
     message = "Another customer of this merchant has that email, member id or wallet address."
+
+
+class AmbiguousCustomer(DomainError):
+    code = "customer_ambiguous"
+    kind = "invalid"
+    message = "ambiguous: the email of one customer and the member id of another"

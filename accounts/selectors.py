@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
+from accounts.errors import AmbiguousCustomer
 from accounts.models import Customer, Store
 from loyalty import rows
 
@@ -22,17 +23,23 @@ def customer_for_partner(
     merchant_ids: frozenset[int], *, merchant_id: int, user: str
 ) -> Customer | None:
     """A customer of `merchant_id` (one of `merchant_ids`) by email (case-insensitive) or
-    member id."""
+    member id.
+
+    Raises `AmbiguousCustomer` when the text is the email of one customer and the member id
+    of another: picking either would move value on a customer the partner may not mean (an
+    email typed as `M-1002` once took the credits of member `M-1002`). Emails are validated
+    on write, but member ids are free text and old rows may hold anything, so the lookup
+    itself refuses. Each identifier is unique per merchant: two rows are the only ambiguity.
+    """
     if merchant_id not in merchant_ids or not user:
         return None
-    email = user.strip().lower()
     matches = list(
         Customer.objects.filter(
-            Q(email=email) | Q(member_id=user.strip()), merchant_id=merchant_id
+            Q(email=user.strip().lower()) | Q(member_id=user.strip()), merchant_id=merchant_id
         ).select_related(None)[:2]
     )
-    # An email match wins over another customer's member id equal to the same text.
-    matches.sort(key=lambda c: c.email != email)
+    if len(matches) > 1:
+        raise AmbiguousCustomer()
     return matches[0] if matches else None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
 
 from accounts.errors import CustomerConflict
@@ -66,6 +68,13 @@ def _normalise_customer_fields(fields: dict) -> dict:
             out[key] = value
     if "status" in out and not out["status"]:
         raise InvalidInput("status", "must not be empty")
+    if out.get("email"):
+        # Partners look customers up by email or member id: text that is not an email (a
+        # member id typed into the email field) would make another customer's id resolve here.
+        try:
+            validate_email(out["email"])
+        except ValidationError:
+            raise InvalidInput("email", "enter a valid email address") from None
     return out
 
 

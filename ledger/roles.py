@@ -10,7 +10,9 @@ post_migrate too) each group has exactly the permissions listed here.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -71,11 +73,25 @@ def sync_roles(*, using: str = "default", **kwargs) -> None:
 
 
 @transaction.atomic
-def staff_create(*, username: str, role: str, password: str | None = None):
-    """Create (or update) a staff user in a role; returns (user, API token key)."""
+def staff_create(
+    *, username: str, role: str, password: str | None = None, check_password: bool = True
+):
+    """Create (or update) a staff user in a role; returns (user, API token key).
+
+    A password must pass AUTH_PASSWORD_VALIDATORS; only the public demo logins of
+    `seed_demo` with DEBUG on pass `check_password=False`.
+    """
     if role not in ROLES:
         raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
     User = get_user_model()
+    if password and check_password:
+        # AUTH_PASSWORD_VALIDATORS, against the user as it will be (name similarity too).
+        try:
+            validate_password(
+                password, User.objects.filter(username=username).first() or User(username=username)
+            )
+        except ValidationError as exc:
+            raise InvalidInput("password", " ".join(exc.messages)) from None
     user, _ = User.objects.get_or_create(username=username)
     user.is_staff = True
     user.is_superuser = role == ADMIN

@@ -1,6 +1,7 @@
 """Settings, read from the environment (see README "Configuration")."""
 
 import base64
+import datetime as dt
 import hashlib
 import os
 from pathlib import Path
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "axes",
     "loyalty",
     "accounts",
     "partners",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loyalty.urls"
@@ -134,6 +138,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# A reverse proxy in front that sets X-Forwarded-For (appending the peer it saw) and
+# X-Forwarded-Proto. Off: both headers are the client's own text and are ignored.
+TRUSTED_PROXY = env_bool("TRUSTED_PROXY", False)
+
+# Failed logins (the admin's form, which is also the staff API's session login) are counted
+# by django-axes per (username, client address): after LOGIN_FAILURE_LIMIT failures that
+# pair is refused, even with the right password, for LOGIN_COOLOFF_MINUTES (each further
+# try restarts the wait). Per pair, so colleagues behind one address and the account's
+# owner elsewhere are not locked out by someone else's guesses. A success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "loyalty.client_ip.client_ip"
+AXES_LOCKOUT_TEMPLATE = "admin/backoffice/lockout.html"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

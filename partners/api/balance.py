@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts.errors import AmbiguousCustomer
 from accounts.selectors import customer_for_partner, store_for_partner
 from ledger import services
 from ledger.models import BalanceUpdate
@@ -188,9 +189,12 @@ class BalanceView(PartnerAPIView):
             raise BalanceAPIError("store_not_found", "store", "store not found")
         if store.merchant_id != merchant_id:
             raise BalanceAPIError("invalid_store", "store", "store does not belong to merchant")
-        customer = customer_for_partner(
-            self.merchant_ids, merchant_id=merchant_id, user=data["user"]
-        )
+        try:
+            customer = customer_for_partner(
+                self.merchant_ids, merchant_id=merchant_id, user=data["user"]
+            )
+        except AmbiguousCustomer as exc:
+            raise BalanceAPIError("invalid_data", "user", exc.message) from exc
         if customer is None:
             raise BalanceAPIError("invalid_data", "user", "user not found")
         return customer, store

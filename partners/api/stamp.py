@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from accounts.errors import AmbiguousCustomer
 from accounts.selectors import customer_for_partner
 from ledger import errors as ledger_errors
 from ledger import services
@@ -205,9 +206,12 @@ class StampCreateView(StampView):
         card = stamp_card_for_partner(self.merchant_ids, data["cardIdx"])
         if card is None:
             raise InvalidInput("cardIdx", "stamp card not found")
-        customer = customer_for_partner(
-            self.merchant_ids, merchant_id=card.merchant_id, user=data["customer"]
-        )
+        try:
+            customer = customer_for_partner(
+                self.merchant_ids, merchant_id=card.merchant_id, user=data["customer"]
+            )
+        except AmbiguousCustomer as exc:
+            raise InvalidInput("customer", exc.message) from exc
         if customer is None:
             raise InvalidInput("customer", "customer not found")
         stamp = services.stamp_create(

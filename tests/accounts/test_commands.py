@@ -135,3 +135,19 @@ def test_seed_demo_twice_reuses_what_the_first_made():
     assert Partner.objects.get().api_key_hash == credentials.hash_api_key(api_key)
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(first["users"]["admin"]["password"])
+
+
+@pytest.mark.parametrize("password", ["a", "password", "12345", "sam"])
+def test_create_staff_refuses_a_password_the_validators_refuse(password):
+    with pytest.raises(CommandError, match="password") as refused:
+        run_json("create_staff", "sam", "--role", "support", "--password", password)
+    assert "too short" in str(refused.value) or "too common" in str(refused.value)
+    assert not get_user_model().objects.filter(username="sam").exists()
+
+
+def test_create_staff_refuses_a_weak_password_for_an_existing_user_and_keeps_the_old():
+    run_json("create_staff", "sam", "--role", "support", "--password", "pw-123456!")
+    with pytest.raises(CommandError, match="password"):
+        run_json("create_staff", "sam", "--role", "admin", "--password", "12345")
+    sam = get_user_model().objects.get(username="sam")
+    assert sam.check_password("pw-123456!") and not sam.is_superuser

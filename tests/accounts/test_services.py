@@ -60,3 +60,25 @@ def test_customer_update_conflict_changes_nothing(merchant):
     with pytest.raises(CustomerConflict):
         customer_update(actor=None, channel=Channel.ADMIN, customer=a, email="b@x.io")
     assert Customer.objects.get(pk=a.pk).email == "a@x.io"
+
+
+@pytest.mark.parametrize("email", ["M-1002", "bob", "bob@", "@x.io", "a b@x.io", "bob@x..io"])
+def test_customer_email_must_be_an_email_on_create_and_update(merchant, email):
+    with pytest.raises(InvalidInput) as refused:
+        customer_create(actor=None, channel=Channel.COMMAND, merchant=merchant, email=email)
+    assert refused.value.field == "email"
+    customer = customer_create(
+        actor=None, channel=Channel.COMMAND, merchant=merchant, member_id="M-9"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        customer_update(actor=None, channel=Channel.ADMIN, customer=customer, email=email)
+    assert refused.value.field == "email"
+    assert Customer.objects.get(pk=customer.pk).email == ""
+    assert Customer.objects.count() == 1
+
+
+def test_an_empty_email_is_still_allowed_with_another_identifier(merchant):
+    customer = customer_create(
+        actor=None, channel=Channel.COMMAND, merchant=merchant, email="", member_id="M-1"
+    )
+    assert customer.email == ""

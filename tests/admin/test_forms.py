@@ -193,3 +193,12 @@ def test_support_and_auditor_cannot_rotate_credentials(partner, support_client, 
         assert client.post(url, {"post": "yes", "reason": "not allowed"}).status_code == 403
     partner.refresh_from_db()
     assert partner.api_key_hash == before
+
+
+def test_the_customer_form_refuses_an_email_that_is_not_one(support_client, merchant):
+    """A customer with email `M-1002` once took credits meant for member `M-1002`."""
+    data = customer_data(merchant, email="M-1002", member_id="M-OTHER")
+    response = support_client.post("/admin/accounts/customer/add/", data)
+    assert response.status_code == 200
+    assert "email" in response.context["adminform"].form.errors
+    assert not Customer.objects.filter(member_id="M-OTHER").exists()
