@@ -10,8 +10,8 @@ post_migrate too) each group has exactly the permissions listed here.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
