@@ -64,7 +64,6 @@ class PartnerAdmin(BackOfficeAdmin):
         "deductions",
     ]
     readonly_fields = fields
-    history_masked_fields = ("hmac_key",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("merchants")

@@ -1,10 +1,13 @@
 """Reading history: versions of one object and the audit log across every audited model.
 
 Both the admin and the staff API present history through this package, so "who, when,
-through which channel, why, before and after" reads the same everywhere. By concern:
-`versions` (what a version and a change are), `objects` (one object's history), `audit_log`
-(every table merged, by cursor), `export` (the streamed CSV) and `loader` (reading
-timestamps in C), `access` (who may read it all).
+through which channel, why, before and after" reads the same everywhere, and so does what it
+never shows: the values of the fields a model declares in `history_redacted_fields` (a
+partner's credentials), masked by every reader here, so every consumer inherits it.
+
+By concern: `versions` (what a version and a change are, the diff and its redaction),
+`objects` (one object's history), `audit_log` (every table merged, by cursor), `export`
+(the streamed CSV), `loader` (reading timestamps in C), `access` (who may read it all).
 """
 
 from ledger.history.access import HISTORY_PERMISSIONS, can_read_history
@@ -19,10 +22,12 @@ from ledger.history.export import CSV_COLUMNS, audit_log_csv
 from ledger.history.objects import iter_object_history, object_history, object_history_page
 from ledger.history.versions import (
     AUDITED_MODELS,
+    REDACTED,
     Change,
     Version,
     actor_label,
     model_label,
+    redacted_fields,
     tracked_fields,
 )
 
@@ -31,6 +36,7 @@ __all__ = [
     "CSV_COLUMNS",
     "EXPORT_BATCH",
     "HISTORY_PERMISSIONS",
+    "REDACTED",
     "AuditFilters",
     "Change",
     "Cursor",
@@ -44,5 +50,6 @@ __all__ = [
     "model_label",
     "object_history",
     "object_history_page",
+    "redacted_fields",
     "tracked_fields",
 ]
