@@ -13,6 +13,7 @@ from ledger import corrections, roles, services
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
 from loyalty.audit import Channel, audited
 from partners.models import Partner
+from tests.admin.utils import deduct
 from tests.helpers import fund
 
 pytestmark = pytest.mark.django_db
@@ -62,14 +63,7 @@ def test_groups_are_resynced_after_migrate():
 def test_sizes_are_those_approvals_and_limits_count(customer, store, partner, stamp):
     fund(customer, balance=70, points=40, store=store)
     credit = BalanceUpdate.objects.get(customer=customer)
-    deduction = services.point_deduct(
-        actor=partner.user,
-        channel=Channel.POINTS_API,
-        partner=partner,
-        customer=customer,
-        points=15,
-        redemption_id="size-1",
-    )
+    deduction = deduct(partner, customer, 15, "size-1")
     size = {c.kind: c.size for c in corrections.CORRECTIONS}
     assert size["deduct_stamp"](stamp, None) == 1
     assert size["cancel_balance_update"](credit, None) == 70

@@ -16,6 +16,7 @@ from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
 from partners.models import Partner
 from tests import factories
+from tests.admin.utils import deduct
 
 HISTORIES = [Merchant, Store, Customer, StampCard, Stamp, BalanceUpdate, PointTransaction, Partner]
 ADMIN = Channel.ADMIN
@@ -53,17 +54,6 @@ def funded(customer, support):
     services.balance_credit(actor=support, channel=ADMIN, customer=customer, store=None, amount=50)
     services.points_credit(actor=support, channel=ADMIN, customer=customer, points=50)
     return customer
-
-
-def _deduction(partner, customer, redemption="r-1"):
-    return services.point_deduct(
-        actor=partner.user,
-        channel=Channel.POINTS_API,
-        partner=partner,
-        customer=customer,
-        points=5,
-        redemption_id=redemption,
-    )
 
 
 CALLS = {
@@ -128,7 +118,7 @@ CALLS = {
     "points_adjust": lambda f: services.points_adjust(
         actor=f.support, channel=ADMIN, customer=f.customer, amount=5, reason=REASON
     ),
-    "point_deduct": lambda f: _deduction(f.partner, f.funded, "r-2"),
+    "point_deduct": lambda f: deduct(f.partner, f.funded, 5, "r-2"),
     "point_deduction_revert": lambda f: services.point_deduction_revert(
         actor=f.support, channel=ADMIN, deduction=f.deduction, reason=REASON
     ),
@@ -163,7 +153,7 @@ def world(merchant, customer, card, stamp, support, partner, funded):
         support=support,
         partner=partner,
         credit=credit,
-        deduction=_deduction(partner, funded),
+        deduction=deduct(partner, funded, 5, "r-1"),
     )
 
 
