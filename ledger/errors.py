@@ -1,6 +1,7 @@
 """Domain errors of the ledger: one class per business failure, each with a stable code."""
 
 from loyalty.errors import DomainError, NotFound
+from loyalty.http.limits import REASON_MAX, REASON_MIN
 
 
 class StampNotFound(NotFound):
@@ -42,7 +43,7 @@ class ReasonRequired(DomainError):
     code = "reason_required"
     kind = "invalid"
     field = "reason"
-    message = "A correction needs a reason of 3 to 500 characters."
+    message = f"A correction needs a reason of {REASON_MIN} to {REASON_MAX} characters."
 
 
 class BalanceUpdateNotFound(NotFound):

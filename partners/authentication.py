@@ -51,7 +51,7 @@ def _partner_query(column: str) -> str:
 def active_partner(column: str, value: str) -> PartnerIdentity | None:
     """The active partner whose `column` is `value`, with its service user and its merchant
     ids, in one statement (every partner request starts here)."""
-    if not is_postgresql(connection):  # the SQLite demo: the ORM, three statements
+    if not is_postgresql(connection):  # the SQLite demo: the ORM (partner, its merchants)
         partner = (
             Partner.objects.select_related("user")
             .filter(**{column: value, "active": True, "user__is_active": True})

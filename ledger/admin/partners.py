@@ -17,16 +17,18 @@ from django.utils.html import format_html_join
 from ledger.admin.base import MASK, BackOfficeAdmin, changelist_link
 from ledger.models import PointTransaction
 from loyalty.audit import Channel
+from loyalty.http.limits import REASON_MAX, REASON_MIN
 from partners import services
 from partners.models import Partner
 
 
 class RotateForm(forms.Form):
     reason = forms.CharField(
-        min_length=3,
-        max_length=500,
+        min_length=REASON_MIN,
+        max_length=REASON_MAX,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Why (3 to 500 characters). Recorded in the partner's history.",
+        help_text=f"Why ({REASON_MIN} to {REASON_MAX} characters). Recorded in the partner's "
+        "history.",
     )
 
 

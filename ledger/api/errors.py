@@ -12,10 +12,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
-from loyalty.http.body import BodyTooLarge
 from loyalty.http.problems import Problem, ProblemResponse, handled
-
-__all__ = ["BodyTooLarge", "error_body", "not_found", "render", "staff_exception_handler"]
 
 STATUS = {
     "invalid": 400,

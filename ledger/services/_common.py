@@ -12,11 +12,9 @@ from uuid6 import uuid7
 
 from accounts.models import Customer
 from ledger import errors, statements
-from ledger.models import MAX_AMOUNT
 from loyalty.audit import STAFF_CHANNELS
 from loyalty.errors import InvalidInput
-
-REASON_MIN, REASON_MAX = 3, 500
+from loyalty.http.limits import MAX_AMOUNT, REASON_MAX, REASON_MIN
 
 
 def _amount(field: str, value: int) -> int:

@@ -113,9 +113,9 @@ def point_deduct(
 
     A refusal for insufficient points leaves no row, so the redemption id stays usable.
     """
-    points = _amount("deductPoints", points)
+    points = _amount("points", points)
     if not isinstance(redemption_id, str) or not 1 <= len(redemption_id) <= 100:
-        raise InvalidInput("yggRedemptionId", "must be a string of 1 to 100 characters")
+        raise InvalidInput("redemption_id", "must be a string of 1 to 100 characters")
 
     def existing() -> PointTransaction | None:
         return PointTransaction.objects.filter(

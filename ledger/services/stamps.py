@@ -55,7 +55,7 @@ def stamp_create(
     if card.merchant_id != customer.merchant_id:
         raise InvalidInput("customer", "belongs to another merchant than the card")
     if start_date > end_date:
-        raise InvalidInput("endYmd", "must not be before strtYmd")
+        raise InvalidInput("end_date", "must not be before start_date", refers_to=("start_date",))
     with audited(actor=actor, channel=channel, operation="stamp_create"):
         return Stamp.objects.create(
             merchant_id=card.merchant_id,
@@ -125,7 +125,7 @@ def stamp_remove(
 def _checked_count(stamp: Stamp, count, channel: str, reason: str, daily_cap) -> str:
     """Refuse a new count the locked `stamp` may not take; answers the correction's reason."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise InvalidInput("stamps", "must be an integer of 0 or more")
+        raise InvalidInput("count", "must be an integer of 0 or more")
     if count > stamp.max_stamps:
         raise errors.StampAtMax(f"The stamp count may not exceed {stamp.max_stamps}.")
     reason = _reason(channel, reason)
@@ -194,7 +194,7 @@ def stamp_update(
             setattr(stamp, field, value)
             changed.append(field)
     if stamp.start_date > stamp.end_date:
-        raise InvalidInput("endYmd", "must not be before strtYmd")
+        raise InvalidInput("end_date", "must not be before start_date", refers_to=("start_date",))
     if changed:
         with audited(actor=actor, channel=channel, reason=reason, operation="stamp_update"):
             stamp.save(update_fields=changed)

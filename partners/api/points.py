@@ -78,8 +78,9 @@ FIELD_KINDS = {"invalid", "malformed", "not_acceptable", "unsupported_media_type
 
 
 def points_exception_handler(exc, context) -> Response:
-    request = context.get("request")
-    identity = getattr(request, "auth", None) if request is not None else None
+    # `_auth`, not `auth`: the property would run authentication again for an exception
+    # raised before it (content negotiation, say).
+    identity = getattr(context.get("request"), "_auth", None)
     partner = identity.partner if isinstance(identity, PartnerIdentity) else None
     if isinstance(exc, KnownCredentialRefusal):
         # The key was found, so the credential's own settings apply from here on.
