@@ -7,7 +7,10 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
-from accounts import services
+from accounts import (
+    admin_tokens,  # noqa: F401 - the Tokens page (replaces knox's)
+    services,
+)
 from accounts.models import Customer, Merchant, Store
 from ledger.admin_corrections import (
     ADJUST_BALANCE,

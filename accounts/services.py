@@ -8,9 +8,8 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from rest_framework.authtoken.models import Token
 
-from accounts import roles
+from accounts import roles, tokens
 from accounts.errors import CustomerConflict
 from accounts.models import Customer, Merchant, Store
 from loyalty.audit import audited
@@ -121,7 +120,7 @@ def customer_update(*, actor, channel: str, customer: Customer, **fields) -> Cus
 def staff_create(
     *, username: str, role: str, password: str | None = None, check_password: bool = True
 ):
-    """Create (or update) a staff user in a role; returns (user, API token key).
+    """Create (or update) a staff user in a role; returns (user, a new API token key).
 
     A password must pass AUTH_PASSWORD_VALIDATORS; only the public demo logins of
     `seed_demo` with DEBUG on pass `check_password=False`.
@@ -148,5 +147,5 @@ def staff_create(
     user.groups.clear()
     if role != roles.ADMIN:
         user.groups.add(Group.objects.get(name=roles.ROLES[role]))
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key
+    key, _row = tokens.issue(user)
+    return user, key

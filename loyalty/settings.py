@@ -47,7 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # before accounts, whose admin replaces knox's token page
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -178,11 +178,21 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.StaffTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# Staff API tokens (django-rest-knox): stored as a SHA-512 digest plus the key's first 15
+# characters, valid STAFF_TOKEN_TTL_HOURS (default 30 days: long enough for a script run by
+# support, short enough that a forgotten key dies), revoked by `issue_token USER --revoke`.
+STAFF_TOKEN_TTL_HOURS = env_int("STAFF_TOKEN_TTL_HOURS", 720)
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(hours=STAFF_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
 
 SPECTACULAR_SETTINGS = {
