@@ -14,8 +14,8 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from accounts import tokens
 from ledger import corrections
 from loyalty.errors import InvalidInput
 
@@ -76,7 +76,7 @@ def sync_roles(*, using: str = "default", **kwargs) -> None:
 def staff_create(
     *, username: str, role: str, password: str | None = None, check_password: bool = True
 ):
-    """Create (or update) a staff user in a role; returns (user, API token key).
+    """Create (or update) a staff user in a role; returns (user, a new API token key).
 
     A password must pass AUTH_PASSWORD_VALIDATORS; only the public demo logins of
     `seed_demo` with DEBUG on pass `check_password=False`.
@@ -103,5 +103,5 @@ def staff_create(
     user.groups.clear()
     if role != ADMIN:
         user.groups.add(Group.objects.get(name=ROLES[role]))
-    token, _ = Token.objects.get_or_create(user=user)
-    return user, token.key
+    key, _row = tokens.issue(user)
+    return user, key

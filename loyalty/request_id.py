@@ -1,11 +1,15 @@
 """A request id for every request: taken from X-Request-ID when sane, echoed in the response,
-put on every log line written while the request runs, and one JSON access line per request."""
+put on every log line written while the request runs, and one JSON access line per request.
+
+Log lines name the path and the query parameters, never their values (emails, wallet
+addresses), and a plain 4xx is one line without a traceback."""
 
 import logging
 import re
 import time
 import uuid
 from contextvars import ContextVar
+from urllib.parse import parse_qsl
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
 _VALID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -23,6 +27,35 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
+        return True
+
+
+MAX_QUERY_NAMES = 20
+
+
+def query_names(request) -> list[str]:
+    """The query string's parameter names (sorted, at most 20), without their values.
+
+    Parsed here rather than through `request.GET`, which raises past Django's field limit."""
+    pairs = parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True)
+    return sorted({name[:64] for name, _ in pairs})[:MAX_QUERY_NAMES]
+
+
+class RedactingFilter(logging.Filter):
+    """Makes records that carry the request (Django's `django.request` and
+    `django.security.*` lines) safe to write: the request becomes method, path and parameter
+    names (the JSON formatter would otherwise write its repr, full query string included),
+    and below 500 the traceback goes (a 403 or 404 is an answer, not a fault)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            names = "&".join(query_names(request))
+            record.request = f"{request.method} {request.path}" + (f"?{names}" if names else "")
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and status < 500 and record.exc_info:
+            record.exc_info = None
+            record.exc_text = None
         return True
 
 
@@ -48,6 +81,7 @@ class RequestIdMiddleware:
                 extra={
                     "method": request.method,
                     "path": request.path,
+                    "query": query_names(request),
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "user": user.get_username() if getattr(user, "is_authenticated", False) else "",

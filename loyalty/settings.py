@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from loyalty.http.limits import MAX_BODY_BYTES
 
@@ -49,12 +50,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # before accounts, whose admin replaces knox's token page
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
     "axes",
+    "csp",
     "loyalty",
     "accounts",
     "partners",
@@ -64,6 +66,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "loyalty.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -180,11 +183,21 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.tokens.StaffTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# Staff API tokens (django-rest-knox): stored as a SHA-512 digest plus the key's first 15
+# characters, valid STAFF_TOKEN_TTL_HOURS (default 30 days: long enough for a script run by
+# support, short enough that a forgotten key dies), revoked by `issue_token USER --revoke`.
+STAFF_TOKEN_TTL_HOURS = env_int("STAFF_TOKEN_TTL_HOURS", 720)
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(hours=STAFF_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -200,6 +213,23 @@ SPECTACULAR_SETTINGS = {
         "BalanceUpdateStatusEnum": "ledger.models.BalanceUpdate.Status",
         "RedemptionOutcomeEnum": ["claimed", "reverted"],
     },
+}
+
+# Content-Security-Policy on every response (django-csp): nothing but this origin, and no
+# inline script or style unless it carries the response's nonce (`request.csp_nonce`: the
+# admin's stylesheet block, Swagger UI's initialiser). Images may be data: URIs (Swagger UI's
+# icons). The nonce appears in the header only on pages that used it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
 }
 
 # Request bodies above 64 KiB are refused (413 in each API family's shape).
@@ -221,7 +251,10 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "loyalty.request_id.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "loyalty.request_id.RequestIdFilter"},
+        "redacting": {"()": "loyalty.request_id.RedactingFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -234,19 +267,26 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "json",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redacting"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Our access line replaces these (it carries the request id and duration).
         "django.server": {"level": "WARNING"},
+        # Every 4xx/5xx is logged here with the request attached: no query values, and no
+        # traceback for a plain 403/404 (see RedactingFilter; also on the handler, for the
+        # django.security.* loggers).
+        "django.request": {"filters": ["redacting"]},
         "loyalty.access": {"level": os.environ.get("ACCESS_LOG_LEVEL", "INFO")},
     },
 }
 
-if not DEBUG:
+if TRUSTED_PROXY:
+    # Only a proxy that sets the header itself may tell Django the request came over HTTPS;
+    # from anyone else it is the client's own claim.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
     SESSION_COOKIE_SECURE = True

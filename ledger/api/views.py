@@ -24,7 +24,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
+from accounts.tokens import StaffTokenAuthentication
 from ledger import corrections, history, services
 from ledger.api import filters, serializers
 from ledger.api.errors import staff_exception_handler
@@ -83,7 +84,7 @@ def _bounded_int(params, name: str, low: int, high: int, *, default):
 class StaffAPIMixin:
     """What every staff endpoint shares: auth, permission, throttle, parsing, errors."""
 
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [StaffTokenAuthentication, SessionAuthentication]
     permission_classes = [StaffPermission]
     throttle_classes = [StaffRateThrottle]
     parser_classes = [StaffJSONParser]

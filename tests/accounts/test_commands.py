@@ -6,8 +6,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
+from accounts import tokens
 from accounts.models import Customer, Merchant, Store
 from ledger import reconcile
 from ledger.models import Stamp, StampCard
@@ -109,7 +109,7 @@ def test_create_staff_roles_and_tokens():
     support = run_json("create_staff", "sam", "--role", "support", "--password", "pw-123456!")
     assert support["username"] == "sam" and support["role"] == "support"
     user = get_user_model().objects.get(username="sam")
-    assert Token.objects.get(user=user).key == support["token"]
+    assert tokens.expiry(support["token"]) is not None  # a stored, working token
     assert user.check_password("pw-123456!")
     assert user.has_perm("ledger.remove_stamp") and user.has_perm("accounts.change_customer")
     auditor = run_json("create_staff", "ann", "--role", "auditor")
@@ -126,7 +126,12 @@ def test_create_staff_roles_and_tokens():
 def test_seed_demo_twice_reuses_what_the_first_made():
     first = run_json("seed_demo")
     second = run_json("seed_demo")
+    # Tokens are shown once (each run issues new ones), passwords when they are set.
+    users = first.pop("users"), second.pop("users")
     assert first == second
+    assert [u["password"] for u in users[1].values()] == [None, None, None]
+    assert users[0]["admin"]["token"] != users[1]["admin"]["token"]
+    first["users"] = users[0]
     assert set(first) == {"merchant", "stores", "stamp_card", "customers", "partner", "users"}
     assert Merchant.objects.count() == 1 and Customer.objects.count() == 3
     assert Stamp.objects.count() == 3 and Partner.objects.count() == 1
@@ -151,3 +156,27 @@ def test_create_staff_refuses_a_weak_password_for_an_existing_user_and_keeps_the
         run_json("create_staff", "sam", "--role", "admin", "--password", "12345")
     sam = get_user_model().objects.get(username="sam")
     assert sam.check_password("pw-123456!") and not sam.is_superuser
+
+
+def test_seed_demo_without_debug_makes_random_passwords_printed_once(settings):
+    settings.DEBUG = False
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    text = out.getvalue()
+    for username in ("admin", "support", "auditor"):
+        user = get_user_model().objects.get(username=username)
+        assert not user.check_password(username)
+        password = text.split(f"User {username} / ")[1].split(" ")[0]
+        assert len(password) >= 12 and user.check_password(password)
+    assert "public demo credentials" not in text
+    again = StringIO()
+    call_command("seed_demo", stdout=again)
+    assert "User admin / (unchanged)" in again.getvalue()
+
+
+def test_seed_demo_with_debug_keeps_the_public_demo_logins(settings):
+    settings.DEBUG = True
+    demo = run_json("seed_demo")
+    for username in ("admin", "support", "auditor"):
+        assert get_user_model().objects.get(username=username).check_password(username)
+    assert demo["users"]["admin"]["password"] == "admin"

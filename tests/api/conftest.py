@@ -1,5 +1,5 @@
-"""Staff API fixtures: a small ledger, users of every role with real DRF tokens, a client
-that sends the real `Authorization: Token ...` header."""
+"""Staff API fixtures: a small ledger, users of every role with real staff tokens (knox), a
+client that sends the real `Authorization: Token ...` header."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import pytest
 from django.http import HttpResponse
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from accounts import tokens
 from accounts.models import Customer
 from ledger import history, services
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
@@ -72,7 +72,8 @@ def _fast_password_hashing(settings):
 
 
 def token_for(user) -> str:
-    return Token.objects.get_or_create(user=user)[0].key
+    """A new token of `user` (each call issues one, as `issue_token` does)."""
+    return tokens.issue(user)[0]
 
 
 @pytest.fixture

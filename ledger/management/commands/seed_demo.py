@@ -1,7 +1,10 @@
-"""Demo data for `make run`: idempotent, and its credentials are public (demo only)."""
+"""Demo data for `make run`: idempotent; with DEBUG on its logins are public (demo only),
+with DEBUG off their passwords are random and printed once."""
 
 import datetime as dt
+import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -127,13 +130,19 @@ class Command(JsonCommand):
                 credentials=DEMO_CREDENTIALS,
             )
         users = {}
-        for username, role, password in USERS:
+        for username, role, demo_password in USERS:
             exists = get_user_model().objects.filter(username=username).exists()
+            # With DEBUG on (`make run`) the public demo passwords; otherwise a random one,
+            # set when the user is created and printed only then (None on later runs).
+            if settings.DEBUG:
+                password = demo_password
+            else:
+                password = None if exists else secrets.token_urlsafe(12)
             _user, token = staff_create(
                 username=username,
                 role=role,
                 password=None if exists else password,
-                check_password=False,
+                check_password=not settings.DEBUG,
             )
             users[role] = {"username": username, "password": password, "token": token}
         stamps = {
@@ -180,9 +189,12 @@ class Command(JsonCommand):
             f"  hmac_key {DEMO_CREDENTIALS.hmac_key}   hmac_secret {DEMO_CREDENTIALS.hmac_secret}"
             "   (Points API)",
             *[
-                f"User {u['username']} / {u['password']} ({role}), API token {u['token']}"
+                f"User {u['username']} / {u['password'] or '(unchanged)'} ({role}), "
+                f"API token {u['token']}"
                 for role, u in users.items()
             ],
-            "These are public demo credentials: never run seed_demo on a real deployment.",
+            "Passwords and tokens are shown once (tokens: a new one each run)."
+            if not settings.DEBUG
+            else "These are public demo credentials: never run seed_demo on a real deployment.",
         ]
         return payload, "\n".join(lines)
