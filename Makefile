@@ -31,9 +31,9 @@ run: migrate
 	@echo
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-# Production-like: gunicorn (WEB_CONCURRENCY workers), DEBUG off, JSON logs, psycopg's pool,
-# no seeding. Plain HTTP on $(PORT) for tools and load balancers; set SECURE_SSL_REDIRECT=1
-# when TLS terminates in front of it.
+# Production-like: granian (loyalty/serve.py: WEB_CONCURRENCY workers of SERVER_THREADS
+# threads), DEBUG off, JSON logs, psycopg's pool, no seeding. Plain HTTP on $(PORT) for tools
+# and load balancers; set SECURE_SSL_REDIRECT=1 when TLS terminates in front of it.
 serve: export DEBUG = 0
 serve: export PORT := $(PORT)
 serve: export WEB_CONCURRENCY := $(WEB_CONCURRENCY)
@@ -42,7 +42,7 @@ serve: export SECURE_SSL_REDIRECT ?= 0
 serve: export DATABASE_POOL ?= 1
 serve: install
 	$(PY) manage.py collectstatic --noinput -v0
-	exec $(VENV)/bin/gunicorn loyalty.wsgi --config python:loyalty.gunicorn_conf
+	exec $(PY) -m loyalty.serve
 
 # The whole suite on PostgreSQL (DATABASE_URL chooses the server; default the local one).
 test: install

@@ -1,8 +1,11 @@
-"""WSGI entry point (gunicorn loyalty.wsgi)."""
+"""WSGI entry point (loyalty.wsgi:application, which `make serve` runs with granian)."""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
+from loyalty.request_body import RequestBodyMiddleware
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings")
-application = get_wsgi_application()
+# Bodies are read before Django runs and their unread rest before answering (see the module).
+application = RequestBodyMiddleware(get_wsgi_application())
