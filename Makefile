@@ -75,6 +75,8 @@ profile: install
 	$(PY) bench/profile.py $(PROFILE_ARGS)
 
 # Scale benchmark: 1M balance updates + 1M point transactions; writes bench/RESULTS-scale.md.
+# It collects the static files itself (production settings need their manifest) and fails
+# when a page does not answer 200. Small: SCALE_ARGS="--rows 10000 --results /tmp/scale.md".
 bench-scale: install
 	$(PY) bench/scale.py $(SCALE_ARGS)
 

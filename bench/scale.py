@@ -274,6 +274,8 @@ def csv_export(client, url: str) -> tuple[int, float, float, float]:
             tracemalloc.start()
         started = time.perf_counter()
         response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"the CSV export answered {response.status_code}: {url}")
         lines = 0
         for chunk in response.streaming_content:
             lines += chunk.count(b"\n")
@@ -309,6 +311,12 @@ def main() -> None:
         ACCESS_LOG_LEVEL="WARNING",
     )
     common.create_database()
+    from django.core.management import call_command
+
+    # The pages render with production settings, whose static files storage needs the
+    # manifest that collectstatic writes: without it every admin page is a 500 (a fresh
+    # clone has none). `make serve` collects into the same STATIC_ROOT.
+    call_command("collectstatic", interactive=False, verbosity=0)
     data = load(args.rows)
     print(
         f"loaded {data['balance_updates']} balance updates, {data['point_transactions']} "
@@ -320,7 +328,8 @@ def main() -> None:
     from ledger import reconcile
     from ledger.models import PointTransaction
 
-    client = Client()
+    # A page that fails answers its 500 as a server would, and the run fails at the end.
+    client = Client(raise_request_exception=False)
     client.force_login(data["admin"])
     busy = data["busy_customer"]
     deductions = PointTransaction.objects.filter(kind="deduct").order_by("id")
@@ -377,6 +386,9 @@ def main() -> None:
         csv_result,
         (violations, reconcile_seconds),
     )
+    failed = [f"{name} ({url}): HTTP {status}" for name, url, _, _, status in rows if status != 200]
+    if failed:
+        raise SystemExit("pages that did not answer 200:\n  " + "\n  ".join(failed))
     if violations:
         raise SystemExit("reconcile found violations in the bulk-loaded data")
 
