@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from ledger.admin_views import can_read_history
+from ledger.admin.audit_log import can_read_history
 from ledger.history import actor_label
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
 from partners.models import Partner

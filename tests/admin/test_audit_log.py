@@ -96,7 +96,7 @@ def test_audit_log_filters_by_merchant_and_date_range(activity, auditor_client):
 
 
 def test_audit_log_pages_with_a_cursor_without_overlap(activity, auditor_client, monkeypatch):
-    monkeypatch.setattr("ledger.admin_views.AUDIT_LOG_PAGE_SIZE", 5)
+    monkeypatch.setattr("ledger.admin.audit_log.AUDIT_LOG_PAGE_SIZE", 5)
     everything = []
     url = "/admin/audit-log/?channel=admin"
     while url:
@@ -126,7 +126,7 @@ def test_audit_log_csv_is_streamed_filtered_and_safe_for_spreadsheets(activity, 
 def test_audit_log_csv_reads_in_keyset_batches(activity, auditor_client, monkeypatch):
     from ledger import history
 
-    monkeypatch.setattr(history, "EXPORT_BATCH", 2)
+    monkeypatch.setattr(history.audit_log, "EXPORT_BATCH", 2)
 
     def history_reads(queries):
         return [q["sql"] for q in queries if "_historical" in q["sql"]]

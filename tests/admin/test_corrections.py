@@ -3,7 +3,8 @@
 import pytest
 
 from accounts.models import Customer
-from ledger import admin_corrections, history, services
+from ledger import history, services
+from ledger.admin import corrections as admin_corrections
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
 from loyalty.audit import Channel
 from tests import factories

@@ -5,8 +5,8 @@ from django.contrib import admin
 
 from accounts.models import Customer, Merchant, Store
 from ledger import services
+from ledger.admin.base import CappedCountPaginator
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
-from loyalty.admin_site import CappedCountPaginator
 from loyalty.audit import Channel
 from partners.models import Partner
 from partners.services import partner_create

@@ -8,10 +8,13 @@ import pytest
 from django.utils import timezone
 
 from ledger import history, services
+from ledger.history import audit_log, export, loader
+from ledger.history.versions import _diff
 from ledger.models import BalanceUpdate, Stamp
 from loyalty.audit import Channel
 from tests import factories
 from tests.helpers import fund, postgres_only
+from tests.ledger import reference_csv
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +127,9 @@ def test_audit_log_page_query_count_is_bounded(
 
 def test_csv_export_quotes_formulas(busy):
     out = io.StringIO()
-    csv.writer(out).writerows(history.csv_rows(history.iter_audit_log(history.AuditFilters())))
+    csv.writer(out).writerows(
+        reference_csv.csv_rows(history.iter_audit_log(history.AuditFilters()))
+    )
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     assert rows[0] == history.CSV_COLUMNS
     reasons = {r[8] for r in rows[1:]}
@@ -238,7 +243,7 @@ def test_exported_versions_are_each_objects_history(crowded):
 
 def csv_text(versions) -> str:
     out = io.StringIO()
-    csv.writer(out).writerows(history.csv_rows(versions))
+    csv.writer(out).writerows(reference_csv.csv_rows(versions))
     return out.getvalue()
 
 
@@ -299,15 +304,15 @@ AWKWARD = [
 
 def test_changes_column_is_json_dumps_of_the_changes():
     labels = tuple(f'field {i} "{i}"' for i in range(len(AWKWARD)))
-    heads = history._json_heads(labels, frozenset())
+    heads = export._json_heads(labels, frozenset())
     for new, old in [(AWKWARD, None), (AWKWARD, AWKWARD[::-1]), (AWKWARD, AWKWARD)]:
-        changes = history._diff(new, old, labels)
+        changes = _diff(new, old, labels)
         expected = json.dumps(
             [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
         )
-        assert history._changes_json(new, old, heads) == expected
-    hidden = history._json_heads(labels, frozenset(labels[:3]))
-    shown = json.loads(history._changes_json(AWKWARD[::-1], AWKWARD, hidden))
+        assert export._changes_json(new, old, heads) == expected
+    hidden = export._json_heads(labels, frozenset(labels[:3]))
+    shown = json.loads(export._changes_json(AWKWARD[::-1], AWKWARD, hidden))
     assert labels[0] not in {c["field"] for c in shown} and labels[3] in {c["field"] for c in shown}
 
 
@@ -315,20 +320,20 @@ def test_csv_cells_are_what_csv_writer_writes():
     texts = [v for v in AWKWARD if isinstance(v, str)] + ['"', ",", "\r", "\n", "x\ty", "'="]
     expected = io.StringIO()
     csv.writer(expected).writerow(texts)
-    assert ",".join(history._csv_cell(t) for t in texts) + "\r\n" == expected.getvalue()
+    assert ",".join(export._csv_cell(t) for t in texts) + "\r\n" == expected.getvalue()
 
 
 @postgres_only
 def test_fetch_reads_exactly_what_the_orm_reads(crowded):
-    assert history._native_timestamptz_loader() is not None  # psycopg's C extension is in use
+    assert loader._native_timestamptz_loader() is not None  # psycopg's C extension is in use
     for model in history.AUDITED_MODELS.values():
-        qs = history._version_rows(model, model.history.all().order_by("-history_id"))
-        fast, orm = history._fetch(qs), list(qs)
+        qs = audit_log._version_rows(model, model.history.all().order_by("-history_id"))
+        fast, orm = loader._fetch(qs), list(qs)
         assert fast == orm and fast
         assert [type(v) for v in fast[0]] == [type(v) for v in orm[0]]
         assert fast[0][1].tzinfo is orm[0][1].tzinfo is dt.UTC
-    nothing = history._version_rows(Stamp, Stamp.history.filter(history_user_id__in=[]))
-    assert history._fetch(nothing) == []
+    nothing = audit_log._version_rows(Stamp, Stamp.history.filter(history_user_id__in=[]))
+    assert loader._fetch(nothing) == []
 
 
 def test_export_queries_are_per_batch_not_per_row(crowded, django_assert_max_num_queries):

@@ -14,9 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
-from ledger.admin_views import install_site_pages
+from ledger.admin.audit_log import install_site_pages
+from ledger.admin.base import MASK, BackOfficeAdmin, changelist_link
 from ledger.models import PointTransaction
-from loyalty.admin_site import MASK, BackOfficeAdmin, changelist_link
 from loyalty.audit import Channel
 from partners import services
 from partners.models import Partner

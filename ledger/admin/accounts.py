@@ -9,15 +9,15 @@ from django.utils.html import format_html, format_html_join
 
 from accounts import services
 from accounts.models import Customer, Merchant, Store
-from ledger.admin_corrections import (
+from ledger.admin.audit_log import install_site_pages
+from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
+from ledger.admin.corrections import (
     ADJUST_BALANCE,
     ADJUST_POINTS,
     CorrectionsMixin,
     correction_action,
 )
-from ledger.admin_views import install_site_pages
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
-from loyalty.admin_site import BackOfficeAdmin, admin_link, changelist_link
 from loyalty.audit import Channel
 
 install_site_pages(admin.site)

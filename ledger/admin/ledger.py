@@ -10,18 +10,18 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import Q
 
-from accounts.admin import MAX_ID_DIGITS, customer_q
 from ledger import services
-from ledger.admin_corrections import (
+from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
+from ledger.admin.audit_log import install_site_pages
+from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
+from ledger.admin.corrections import (
     CANCEL_BALANCE_UPDATES,
     REMOVE_STAMP,
     REVERT_POINT_DEDUCTIONS,
     CorrectionsMixin,
     correction_action,
 )
-from ledger.admin_views import install_site_pages
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
-from loyalty.admin_site import BackOfficeAdmin, admin_link, changelist_link
 from loyalty.audit import Channel
 
 install_site_pages(admin.site)

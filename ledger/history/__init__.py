@@ -1,0 +1,45 @@
+"""Reading history: versions of one object and the audit log across every audited model.
+
+Both the admin and the staff API present history through this package, so "who, when,
+through which channel, why, before and after" reads the same everywhere. By concern:
+`versions` (what a version and a change are), `objects` (one object's history), `audit_log`
+(every table merged, by cursor), `export` (the streamed CSV) and `loader` (reading
+timestamps in C).
+"""
+
+from ledger.history.audit_log import (
+    EXPORT_BATCH,
+    AuditFilters,
+    Cursor,
+    audit_log_page,
+    iter_audit_log,
+)
+from ledger.history.export import CSV_COLUMNS, audit_log_csv
+from ledger.history.objects import iter_object_history, object_history, object_history_page
+from ledger.history.versions import (
+    AUDITED_MODELS,
+    Change,
+    Version,
+    actor_label,
+    model_label,
+    tracked_fields,
+)
+
+__all__ = [
+    "AUDITED_MODELS",
+    "CSV_COLUMNS",
+    "EXPORT_BATCH",
+    "AuditFilters",
+    "Change",
+    "Cursor",
+    "Version",
+    "actor_label",
+    "audit_log_csv",
+    "audit_log_page",
+    "iter_audit_log",
+    "iter_object_history",
+    "model_label",
+    "object_history",
+    "object_history_page",
+    "tracked_fields",
+]

@@ -1,0 +1,179 @@
+"""The audit log's CSV export, written straight from the rows.
+
+`audit_log_csv` writes exactly what `csv.writer` writes for the versions of `iter_audit_log`
+(the tests hold it to that, byte for byte, against a reference exporter in `tests/`), without
+making a Version and a Change per field of every row, a dict per change for json.dumps, or a
+pass of csv.writer: those took three quarters of the export's time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from functools import cache
+from json.encoder import encode_basestring_ascii
+
+from django.db.models import Model
+
+from ledger.history import audit_log
+from ledger.history.audit_log import (
+    AuditFilters,
+    _actor,
+    _actor_ids,
+    _meta_columns,
+    _order_key,
+    _table_batches,
+)
+from ledger.history.versions import _field_labels, _fields, _plain
+
+CSV_COLUMNS = [
+    "history_date",
+    "model",
+    "object_id",
+    "history_id",
+    "history_type",
+    "actor",
+    "channel",
+    "operation",
+    "reason",
+    "request_id",
+    "changes",
+]
+
+
+def _text_cell(value: str) -> str:
+    # Free text that a spreadsheet would run as a formula is quoted (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+_JSON = json.JSONEncoder(default=str)  # what json.dumps(..., default=str) makes each time
+
+
+def _json_value(value) -> str:
+    """`value` as json.dumps(..., default=str) writes it inside a list."""
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return _JSON.encode(value)
+
+
+def _json_of(value) -> str:
+    """`_json_value(_plain(value))`: a value of a change as the changes column writes it."""
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    return _json_value(_plain(value))
+
+
+@cache
+def _json_heads(labels: tuple[str, ...], hidden: frozenset[str]) -> tuple[str | None, ...]:
+    """The start of each field's change object in the changes column; None for a field
+    left out of it."""
+    return tuple(
+        None if label in hidden else '{"field": ' + encode_basestring_ascii(label) + ', "old": '
+        for label in labels
+    )
+
+
+def _changes_json(new: Sequence, old: Sequence | None, heads: Sequence[str | None]) -> str:
+    """The changes column: json.dumps of `_diff(new, old, labels)` as `csv_rows` makes it,
+    character for character, without the fields whose head is None."""
+    json_of = _json_of
+    if old is None:
+        parts = [
+            f'{head}null, "new": {json_of(value)}}}'
+            for head, value in zip(heads, new, strict=True)
+            if value not in (None, "") and head is not None
+        ]
+    else:
+        parts = [
+            f'{head}{json_of(before)}, "new": {json_of(after)}}}'
+            for head, after, before in zip(heads, new, old, strict=True)
+            if before != after and head is not None
+        ]
+    return f"[{', '.join(parts)}]" if parts else "[]"
+
+
+def _csv_cell(value: str) -> str:
+    """`value` as csv.writer writes it (the excel dialect, QUOTE_MINIMAL)."""
+    if '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    if "," in value or "\n" in value or "\r" in value:
+        return '"' + value + '"'
+    return value
+
+
+def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict, hidden):
+    """(merge key..., CSV line) of each row (from `_version_rows`), in the rows' order."""
+    fields = _fields(model)
+    heads = _json_heads(_field_labels(fields), frozenset(hidden))
+    meta = len(_meta_columns())
+    id_at = meta + fields.index("id")
+    cell, text = _csv_cell, _text_cell
+    lines = []
+    for row in rows:
+        (hid, date, kind, reason, channel, operation, request_id, user_id, username,
+         partner) = row[:meta]  # fmt: skip
+        changes = "[]" if kind == "-" else _changes_json(row[meta:-1], previous.get(row[-1]), heads)
+        line = ",".join(
+            (
+                date.isoformat(),  # digits, "-", ":", "T", "." and "+": never quoted
+                label,
+                str(row[id_at]),
+                str(hid),
+                cell(kind),
+                cell(text(_actor(user_id, username, partner))),
+                cell(channel),
+                cell(operation),
+                cell(text(reason or "")),
+                cell(request_id),
+                cell(changes),
+            )
+        )
+        lines.append((*_order_key(date, label, hid), line + "\r\n"))
+    return lines
+
+
+def audit_log_csv(
+    filters: AuditFilters,
+    *,
+    hidden: Mapping[str, Collection[str]] | None = None,
+    batch: int | None = None,
+    rows_per_chunk: int = 200,
+) -> Iterator[str]:
+    """The filtered audit log as CSV text, in chunks of `rows_per_chunk` rows: what
+    `csv.writer` writes for `csv_rows(iter_audit_log(filters, batch=batch))`, read the same
+    way (each table in keyset batches, merged as they stream; constant memory; nothing read
+    before the first chunk is asked for).
+
+    `hidden` maps a model label to the fields its changes leave out (the staff API hides
+    partner credentials).
+    """
+    batch = batch or audit_log.EXPORT_BATCH
+    hidden = hidden or {}
+    actor_ids = _actor_ids(filters.actor) if filters.actor else None
+
+    def table(label, model):
+        for rows, previous in _table_batches(label, model, filters, actor_ids, batch):
+            yield from _csv_lines(label, model, rows, previous, hidden.get(label, ()))
+
+    merged = heapq.merge(*[table(label, model) for label, model in filters.models()])
+    chunk = [",".join(CSV_COLUMNS) + "\r\n"]
+    for _date, _label, _id, line in merged:
+        chunk.append(line)
+        if len(chunk) >= rows_per_chunk:
+            yield "".join(chunk)
+            chunk = []
+    if chunk:
+        yield "".join(chunk)

@@ -1,0 +1,145 @@
+"""What a version is: the audited models, a version and its changes, the diff, labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Model
+
+from accounts.models import Customer, Merchant, Store
+from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from partners.models import Partner
+
+# The label of each audited model in the audit log, in a fixed order (used as a tie-breaker).
+AUDITED_MODELS: dict[str, type[Model]] = {
+    "balanceupdate": BalanceUpdate,
+    "customer": Customer,
+    "merchant": Merchant,
+    "partner": Partner,
+    "pointtransaction": PointTransaction,
+    "stamp": Stamp,
+    "stampcard": StampCard,
+    "store": Store,
+}
+
+
+_RANK = {label: rank for rank, label in enumerate(sorted(AUDITED_MODELS))}
+
+
+MERCHANT_COLUMN = {Merchant: "id", Partner: "primary_merchant_id"}  # others: merchant_id
+
+HISTORY_COLUMNS = {
+    "history_id",
+    "history_date",
+    "history_type",
+    "history_user",
+    "history_change_reason",
+    "history_relation",
+    "channel",
+    "operation",
+    "request_id",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    old: object
+    new: object
+
+
+@dataclass
+class Version:
+    model: str
+    object_id: int
+    history_id: int
+    history_date: dt.datetime
+    history_type: str
+    actor: str
+    channel: str
+    operation: str
+    reason: str
+    request_id: str
+    changes: list[Change] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "object_id": self.object_id,
+            "history_id": self.history_id,
+            "history_date": self.history_date,
+            "history_type": self.history_type,
+            "actor": self.actor,
+            "channel": self.channel,
+            "operation": self.operation,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
+        }
+
+
+def actor_label(user) -> str:
+    """A staff user's username, a partner's name, or "system" for commands without a user."""
+    if user is None:
+        return "system"
+    try:
+        return user.partner.name
+    except ObjectDoesNotExist:
+        return user.get_username()
+
+
+def model_label(model: type[Model]) -> str:
+    return model._meta.model_name
+
+
+def tracked_fields(model: type[Model]) -> list[str]:
+    history_model = model.history.model
+    return [f.attname for f in history_model._meta.fields if f.name not in HISTORY_COLUMNS]
+
+
+@cache
+def _fields(model: type[Model]) -> tuple[str, ...]:
+    """`tracked_fields`, once per model (`model.history` builds a manager class per access)."""
+    return tuple(tracked_fields(model))
+
+
+@cache
+def _field_labels(fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The name a change shows for each field: a foreign key without its `_id`."""
+    return tuple(name[:-3] if name.endswith("_id") and name != "id" else name for name in fields)
+
+
+_SIMPLE_TYPES = frozenset({int, str, bool})
+
+
+def _plain(value):
+    if value is None or type(value) in _SIMPLE_TYPES:
+        return value
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if hasattr(value, "as_tuple"):  # Decimal
+        return str(value)
+    return value
+
+
+def _diff(new: Sequence, old: Sequence | None, labels: Sequence[str]) -> list[Change]:
+    """The changes from the values `old` to `new` (both in the order of `labels`).
+
+    Without `old` (a creation, or a version whose previous one is unknown) every field that
+    has a value is a change from None.
+    """
+    if old is None:
+        return [
+            Change(label, None, _plain(value))
+            for label, value in zip(labels, new, strict=True)
+            if value not in (None, "")
+        ]
+    return [
+        Change(label, _plain(before), _plain(after))
+        for label, after, before in zip(labels, new, old, strict=True)
+        if before != after
+    ]

@@ -1,0 +1,87 @@
+"""What every ledger service shares: input checks, row locks, references, the append.
+
+See `ledger.services` for the rules every service follows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+from uuid6 import uuid7
+
+from accounts.models import Customer
+from ledger import errors, statements
+from ledger.models import MAX_AMOUNT
+from loyalty.audit import STAFF_CHANNELS
+from loyalty.errors import InvalidInput
+
+REASON_MIN, REASON_MAX = 3, 500
+
+
+def _amount(field: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_AMOUNT:
+        raise InvalidInput(field, f"must be an integer from 1 to {MAX_AMOUNT}")
+    return value
+
+
+def _signed_amount(field: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0:
+        raise InvalidInput(field, "must be a non-zero integer")
+    _amount(field, abs(value))
+    return value
+
+
+def _reason(channel: str, reason: str, *, required: bool = False) -> str:
+    """Staff corrections always carry a reason; partner corrections may."""
+    reason = (reason or "").strip()
+    if (required or channel in STAFF_CHANNELS) and len(reason) < REASON_MIN:
+        raise errors.ReasonRequired()
+    if len(reason) > REASON_MAX:
+        raise errors.ReasonRequired()
+    return reason
+
+
+def _lock_customer(customer_id: int) -> Customer:
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def _new_reference(prefix: str) -> str:
+    return f"{prefix}_{uuid7().hex}"
+
+
+def _start_of_today() -> dt.datetime:
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _append(*, customer: Customer, column: str, delta: int, entry, after: str, insufficient):
+    """Move `customer.<column>` by `delta` (never below zero) and save the ledger row `entry`
+    that explains it, with `<after>` = the new value. Inside `audited()`.
+
+    On PostgreSQL one statement does it all (ledger.statements); elsewhere (the SQLite demo)
+    the ORM does the same under a row lock.
+    """
+    if statements.available():
+        saved = statements.move(
+            customer=customer, column=column, delta=delta, entry=entry, after=after
+        )
+        if saved is None:
+            now = Customer.objects.filter(pk=customer.pk).values_list(column, flat=True).first()
+            if now is None:
+                raise InvalidInput("customer", "does not exist")
+            setattr(customer, column, now)
+            raise insufficient(now)
+        saved.customer = customer
+        return saved
+    locked = _lock_customer(customer.pk)
+    now = getattr(locked, column)
+    if now + delta < 0:
+        setattr(customer, column, now)
+        raise insufficient(now)
+    setattr(locked, column, now + delta)
+    locked.save(update_fields=[column])
+    setattr(entry, after, now + delta)
+    entry.customer = locked
+    entry.save()
+    setattr(customer, column, now + delta)
+    return entry

@@ -1,0 +1,31 @@
+"""The audit log's CSV the plain way (Versions through `csv.writer`): the reference that
+`ledger.history.audit_log_csv`, which writes straight from the rows, must equal byte for byte."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from ledger.history.export import CSV_COLUMNS, _text_cell
+from ledger.history.versions import Version
+
+
+def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
+    """The audit log's CSV, as rows for `csv.writer`: what `audit_log_csv` writes."""
+    yield CSV_COLUMNS
+    for v in versions:
+        yield [
+            v.history_date.isoformat(),
+            v.model,
+            str(v.object_id),
+            str(v.history_id),
+            v.history_type,
+            _text_cell(v.actor),
+            v.channel,
+            v.operation,
+            _text_cell(v.reason),
+            v.request_id,
+            json.dumps(
+                [{"field": c.field, "old": c.old, "new": c.new} for c in v.changes], default=str
+            ),
+        ]
