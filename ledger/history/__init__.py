@@ -3,8 +3,8 @@
 Both the admin and the staff API present history through this package, so "who, when,
 through which channel, why, before and after" reads the same everywhere. By concern:
 `versions` (what a version and a change are), `objects` (one object's history), `audit_log`
-(every table merged, by cursor), `export` (the streamed CSV) and `loader` (reading
-timestamps in C).
+(every table merged, by cursor), `query` (the filters and cursor both surfaces accept),
+`export` (the streamed CSV) and `loader` (reading timestamps in C).
 """
 
 from ledger.history.audit_log import (
@@ -16,6 +16,7 @@ from ledger.history.audit_log import (
 )
 from ledger.history.export import CSV_COLUMNS, audit_log_csv
 from ledger.history.objects import iter_object_history, object_history, object_history_page
+from ledger.history.query import InvalidQuery, audit_query
 from ledger.history.versions import (
     AUDITED_MODELS,
     Change,
@@ -32,10 +33,12 @@ __all__ = [
     "AuditFilters",
     "Change",
     "Cursor",
+    "InvalidQuery",
     "Version",
     "actor_label",
     "audit_log_csv",
     "audit_log_page",
+    "audit_query",
     "iter_audit_log",
     "iter_object_history",
     "model_label",

@@ -1,7 +1,9 @@
 """Per-object history and the audit log (JSON pages and streamed CSV)."""
 
+import base64
 import csv
 import io
+import json
 
 import pytest
 
@@ -143,3 +145,35 @@ def test_history_streams_every_version_and_pages_on_request(world, api_auditor):
     for bad in ("0", "1001", "x", "-1", "1.5", "١٢", "9" * 30):
         assert api_auditor.get(path, {"limit": bad}).status_code == 400, bad
     assert api_auditor.get(path, {"before": "0"}).status_code == 400
+
+
+def _cursor(moment: str, model: str = "customer", history_id: int = 1) -> str:
+    raw = json.dumps([moment, model, history_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "9999-12-31T23:59:59.999999-01:00"}, "since"),  # year 10000 in UTC
+        ({"cursor": _cursor("2026-01-01T00:00:00+23:59")}, "cursor"),
+        ({"cursor": _cursor("2026-01-01T00:00:00-17:26")}, "cursor"),
+        ({"cursor": _cursor("9999-12-31T23:59:59-01:00")}, "cursor"),
+    ],
+)
+def test_audit_log_refuses_values_out_of_range_in_the_error_shape(
+    world, api_auditor, params, field, fmt
+):
+    response = api_auditor.get("audit-log/", {**params, "format": fmt})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and field in body["fields"], body
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_audit_log_takes_the_last_day_python_holds(world, api_auditor, fmt):
+    # An instant (until is exclusive): 9999-12-31T00:00Z is one PostgreSQL and Python hold.
+    params = {"since": "9999-12-31", "until": "9999-12-31", "format": fmt}
+    response = api_auditor.get("audit-log/", params)
+    assert response.status_code == 200
