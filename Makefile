@@ -76,7 +76,8 @@ profile: install
 
 # Scale benchmark: 1M balance updates + 1M point transactions; writes bench/RESULTS-scale.md.
 # It collects the static files itself (production settings need their manifest) and fails
-# when a page does not answer 200. Small: SCALE_ARGS="--rows 10000 --results /tmp/scale.md".
+# when a page does not answer 200. Small, as CI runs it:
+# SCALE_ARGS="--rows 10000 --repeats 1 --results /tmp/scale.md".
 bench-scale: install
 	$(PY) bench/scale.py $(SCALE_ARGS)
 
