@@ -66,17 +66,10 @@ def _query_from(
     form = AuditLogFilterForm(params)
     if not form.is_valid():
         return form, None, None
-    data = form.cleaned_data
+    merchant = form.cleaned_data.get("merchant")
     try:
         filters, position = history.audit_query(
-            since=data.get("since"),
-            until=data.get("until"),
-            actor=data.get("actor", ""),
-            channel=data.get("channel", ""),
-            model=data.get("model", ""),
-            merchant=data["merchant"].pk if data.get("merchant") else None,
-            q=data.get("q", ""),
-            cursor=cursor,
+            {**form.cleaned_data, "merchant": merchant and merchant.pk, "cursor": cursor}
         )
     except history.InvalidQuery as exc:
         for field, message in exc.errors.items():

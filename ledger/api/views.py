@@ -463,16 +463,7 @@ class AuditLogView(StaffAPIMixin, APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         try:  # the admin's audit log runs the same check
-            filters_, cursor = history.audit_query(
-                since=params.get("since"),
-                until=params.get("until"),
-                actor=params.get("actor", ""),
-                channel=params.get("channel", ""),
-                model=params.get("model", ""),
-                merchant=params.get("merchant"),
-                q=params.get("q", ""),
-                cursor=params.get("cursor", ""),
-            )
+            filters_, cursor = history.audit_query(params)
         except history.InvalidQuery as exc:
             raise ValidationError({f: [message] for f, message in exc.errors.items()}) from exc
         if params["format"] == "csv":

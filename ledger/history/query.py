@@ -10,6 +10,7 @@ cannot hold the end of the day 9999-12-31 (each was a 500 in the admin).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from django.utils import timezone
 
@@ -50,29 +51,22 @@ def _bound(value: dt.date | dt.datetime | None, *, until: bool) -> dt.datetime |
     return _instant(dt.datetime.combine(value, dt.time.min))
 
 
-def audit_query(
-    *,
-    since: dt.date | dt.datetime | None = None,
-    until: dt.date | dt.datetime | None = None,
-    actor: str = "",
-    channel: str = "",
-    model: str = "",
-    merchant: int | None = None,
-    q: str = "",
-    cursor: str = "",
-) -> tuple[AuditFilters, Cursor | None]:
-    """The audit log's filters and the position of `cursor` (None without one), or
-    `InvalidQuery`. A cursor is valid only as the audit log issues them (UTC instants)."""
+def audit_query(values: Mapping[str, object]) -> tuple[AuditFilters, Cursor | None]:
+    """The audit log's filters and the position of the cursor (None without one) from
+    `values`: `since`, `until` (each a date, a datetime or None), `actor`, `channel`,
+    `model`, `q` (text), `merchant` (an id or None) and `cursor` (a token); other keys are
+    ignored, missing ones filter nothing. Raises `InvalidQuery`. A cursor is valid only as
+    the audit log issues them (UTC instants)."""
     errors: dict[str, str] = {}
     bounds: dict[str, dt.datetime | None] = {}
-    for name, value in (("since", since), ("until", until)):
+    for name in ("since", "until"):
         try:
-            bounds[name] = _bound(value, until=name == "until")
+            bounds[name] = _bound(values.get(name), until=name == "until")
         except ValueError as exc:
             errors[name] = str(exc)
     position = None
-    if cursor:
-        position = Cursor.decode(cursor)
+    if values.get("cursor"):
+        position = Cursor.decode(values["cursor"])
         if position is None:
             errors["cursor"] = INVALID_CURSOR
     if errors:
@@ -80,10 +74,10 @@ def audit_query(
     filters = AuditFilters(
         since=bounds["since"],
         until=bounds["until"],
-        actor=actor.strip(),
-        channel=channel,
-        model=model,
-        merchant=merchant,
-        q=q.strip(),
+        actor=(values.get("actor") or "").strip(),
+        channel=values.get("channel") or "",
+        model=values.get("model") or "",
+        merchant=values.get("merchant"),
+        q=(values.get("q") or "").strip(),
     )
     return filters, position
