@@ -1,5 +1,5 @@
 """Bank test: many clients, a random mix of every money-moving call, against `make serve`,
-while gunicorn workers are SIGKILLed and PostgreSQL restarts. Then the books must balance.
+while the server's workers are SIGKILLed and PostgreSQL restarts. Then the books must balance.
 
 Every attempt carries a unique X-Request-ID, which the server writes on every history row
 the attempt produces, so each logical operation can be matched to exactly the rows it made:
@@ -255,21 +255,29 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
 
 
 def workers_of(server: subprocess.Popen) -> list[int]:
-    """gunicorn's worker pids (grandchildren of `make serve`)."""
+    """The worker pids of the HTTP server that `make serve` execs: the server's master is
+    the child of `make`, its workers are the master's children (gunicorn's or granian's),
+    apart from the resource tracker multiprocessing may start beside them."""
     out = subprocess.run(
         ["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True, check=True
     ).stdout
-    rows = [line.split(None, 2) for line in out.splitlines()]
-    master = [int(p) for p, pp, args in rows if int(pp) == server.pid and "gunicorn" in args]
-    return [int(p) for p, pp, args in rows if master and int(pp) == master[0]]
+    rows = [
+        (int(p), int(pp), args)
+        for p, pp, args in (line.split(None, 2) for line in out.splitlines())
+    ]
+    masters = {p for p, pp, _args in rows if pp == server.pid}
+    return [p for p, pp, args in rows if pp in masters and "resource_tracker" not in args]
 
 
-def chaos(server: subprocess.Popen, seconds: float, restart_db: bool, log: list[str]) -> None:
+def chaos(
+    server: subprocess.Popen, seconds: float, restart_db: bool, log: list[str], killed: list[int]
+) -> None:
     time.sleep(seconds / 3)
     victims = workers_of(server)
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
-    log.append(f"t={seconds / 3:.0f}s SIGKILL {len(victims)} gunicorn workers {victims}")
+    killed.extend(victims)
+    log.append(f"t={seconds / 3:.0f}s SIGKILL {len(victims)} server workers {victims}")
     time.sleep(seconds / 3)
     if restart_db:
         version = sorted(os.listdir("/etc/postgresql"))[-1]
@@ -340,6 +348,7 @@ def main() -> None:
     world = provision(args.customers)
     server = start_server(args.port, args.workers)
     events: list[str] = []
+    killed: list[int] = []
     operations: list[Operation] = []
     lock = threading.Lock()
     deadline = time.monotonic() + args.seconds
@@ -354,7 +363,7 @@ def main() -> None:
     try:
         threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
         chaos_thread = threading.Thread(
-            target=chaos, args=(server, args.seconds, not args.no_db_restart, events)
+            target=chaos, args=(server, args.seconds, not args.no_db_restart, events, killed)
         )
         for thread in [*threads, chaos_thread]:
             thread.start()
@@ -368,6 +377,8 @@ def main() -> None:
 
     connection.close()  # PostgreSQL may have restarted under this process's connection
     problems = verify(operations)
+    if not killed:
+        problems.append("chaos found no server workers to kill: the test proved nothing")
     outcomes = collections.Counter(op.outcome for op in operations)
     by_kind = collections.Counter((op.kind, op.outcome) for op in operations)
     attempts = sum(len(op.attempts) for op in operations)
