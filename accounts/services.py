@@ -11,12 +11,13 @@ from accounts import roles
 from accounts.errors import CustomerConflict
 from accounts.models import Customer, Merchant, Store
 from loyalty.audit import audited
+from loyalty.db import is_postgresql
 from loyalty.errors import InvalidInput
 
 
 def _sync_id_sequence(model) -> None:
     """After an insert with an explicit id, move PostgreSQL's identity past it."""
-    if connection.vendor != "postgresql":
+    if not is_postgresql(connection):
         return
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:

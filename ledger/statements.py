@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from loyalty import rows
 from loyalty.audit import UnattributedChange, current
+from loyalty.db import is_postgresql
 from loyalty.request_id import current_request_id
 
 # Historical fields filled from the audit context, not from the tracked row.
@@ -41,7 +42,7 @@ _ATTRIBUTION += ("operation", "request_id")
 
 
 def available() -> bool:
-    return connection.vendor == "postgresql"
+    return is_postgresql(connection)
 
 
 def _qn(name: str) -> str:

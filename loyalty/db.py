@@ -1,10 +1,21 @@
-"""Database-side guards: triggers that make ledger and history rows append-only.
+"""Database helpers: the one "is this PostgreSQL?" test, and the triggers that make ledger
+and history rows append-only.
 
-They are PostgreSQL-only; on SQLite (the zero-setup `make run`) the operations do nothing and
-the CHECK and UNIQUE constraints, which both engines enforce, still hold.
+The triggers are PostgreSQL-only; on SQLite (the zero-setup `make run`) the operations do
+nothing and the CHECK and UNIQUE constraints, which both engines enforce, still hold.
 """
 
-from django.db import migrations
+from django.db import DEFAULT_DB_ALIAS, connections, migrations
+
+
+def is_postgresql(connection=None) -> bool:
+    """Whether `connection` (default: the default database's) is PostgreSQL. The one-statement
+    fast paths, advisory locks, estimates and triggers are PostgreSQL's; SQLite runs the demo
+    through the ORM."""
+    if connection is None:
+        connection = connections[DEFAULT_DB_ALIAS]
+    return connection.vendor == "postgresql"
+
 
 # restrict_violation (SQLSTATE 23001) surfaces as django.db.IntegrityError.
 FORBID_FUNCTION = """
@@ -21,11 +32,11 @@ class PostgresSQL(migrations.RunSQL):
     """RunSQL that runs on PostgreSQL only."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
+        if is_postgresql(schema_editor.connection):
             super().database_forwards(app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor == "postgresql":
+        if is_postgresql(schema_editor.connection):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from rest_framework.response import Response
 
+from loyalty.db import is_postgresql
 from loyalty.errors import DomainError
 from loyalty.models import IdempotencyKey
 
@@ -66,7 +67,7 @@ def _lock_id(owner_id: int, key: str) -> int:
 
 
 def _try_lock(owner_id: int, key: str) -> bool:
-    if connection.vendor != "postgresql":
+    if not is_postgresql(connection):
         return True  # SQLite (development) serialises writers anyway
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(owner_id, key)])

@@ -39,7 +39,7 @@ FIELD_ENCRYPTION_KEY = (
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ledger.apps.BackOfficeAdminConfig",  # django.contrib.admin with the back-office site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

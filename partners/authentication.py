@@ -16,8 +16,9 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from loyalty import rows
+from loyalty.db import is_postgresql
 from partners import credentials, signing
-from partners.api.body import json_body, raw_body
+from partners.body import json_body, raw_body
 from partners.models import Partner, SignedRequestId
 
 
@@ -46,7 +47,7 @@ def _partner_query(column: str) -> str:
 def active_partner(column: str, value: str) -> Partner | None:
     """The active partner whose `column` is `value`, with its service user and its merchant
     ids, in one statement (every partner request starts here)."""
-    if connection.vendor != "postgresql":  # the SQLite demo: the ORM, two statements
+    if not is_postgresql(connection):  # the SQLite demo: the ORM, two statements
         return (
             Partner.objects.select_related("user")
             .filter(**{column: value, "active": True, "user__is_active": True})

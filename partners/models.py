@@ -32,9 +32,17 @@ class Partner(models.Model):
     active = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
 
-    # Credentials never reach history.
+    # Secrets never reach history; identifiers of credentials do (a rotation shows), but every
+    # reader of history (ledger.history) masks their values: the admin's object history, audit
+    # log and CSV, and the staff API's history and audit log alike.
     history = audit_history(
         version_index=True, excluded_fields=["api_key_hash", "hmac_secret_encrypted"]
+    )
+    history_redacted_fields = (
+        "api_key_prefix",
+        "api_key_hash",
+        "hmac_key",
+        "hmac_secret_encrypted",
     )
 
     class Meta:

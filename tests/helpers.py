@@ -5,13 +5,14 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from ledger import services
 from loyalty.audit import Channel
+from loyalty.db import is_postgresql
 
 postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="needs PostgreSQL (make test sets DATABASE_URL)"
+    not is_postgresql(), reason="needs PostgreSQL (make test sets DATABASE_URL)"
 )
 
 

@@ -9,7 +9,6 @@ from django.utils.html import format_html, format_html_join
 
 from accounts import services
 from accounts.models import Customer, Merchant, Store
-from ledger.admin.audit_log import install_site_pages
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
 from ledger.admin.corrections import (
     ADJUST_BALANCE,
@@ -19,8 +18,6 @@ from ledger.admin.corrections import (
 )
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
-
-install_site_pages(admin.site)
 
 RECENT_ROWS = 10
 MAX_ID_DIGITS = 18  # a longer number cannot be a bigint id

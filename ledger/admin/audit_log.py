@@ -1,8 +1,4 @@
-"""Site-wide admin pages for auditors: the audit log, its streamed CSV export, the dashboard.
-
-`install_site_pages(site)` adds them to an AdminSite's URLs (`admin:audit_log`,
-`admin:audit_log_csv`, `admin:dashboard`), so the project's URLconf stays as it is.
-"""
+"""The audit log page for auditors and its streamed CSV export (`BackOfficeSite` routes them)."""
 
 from __future__ import annotations
 
@@ -10,22 +6,15 @@ from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from accounts.models import Merchant
-from accounts.roles import AUDITED_MODELS as AUDITED_APP_MODELS
 from ledger import history
 from loyalty.audit import Channel
 
 AUDIT_LOG_PAGE_SIZE = 50
-HISTORY_PERMISSIONS = [f"{app}.view_historical{model}" for app, model in AUDITED_APP_MODELS]
-
-
-def can_read_history(user) -> bool:
-    """The audit log and the dashboard span every audited model: all their histories."""
-    return user.is_active and user.is_staff and user.has_perms(HISTORY_PERMISSIONS)
 
 
 class AuditLogFilterForm(forms.Form):
@@ -100,7 +89,7 @@ def _page(request, site, form, versions, next_cursor, cursor, status: int = 200)
 
 
 def audit_log_view(request, site):
-    if not can_read_history(request.user):
+    if not history.can_read_history(request.user):
         raise PermissionDenied
     form, filters, cursor = _query_from(request)
     if filters is None:  # the form shows why
@@ -114,7 +103,7 @@ def audit_log_view(request, site):
 def audit_log_csv_view(request, site):
     """The filtered audit log as CSV, streamed in keyset batches (constant memory); with
     filters it cannot run, the audit log page saying why (400)."""
-    if not can_read_history(request.user):
+    if not history.can_read_history(request.user):
         raise PermissionDenied
     form, filters, _cursor = _query_from(request)
     if filters is None:
@@ -125,35 +114,3 @@ def audit_log_csv_view(request, site):
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-log-{stamp}.csv"'
     return response
-
-
-def install_site_pages(site) -> None:
-    """Put the audit log, its CSV and the dashboard under `site` (idempotent)."""
-    if getattr(site, "_backoffice_pages", False):
-        return
-    from ledger.dashboard import dashboard_view
-
-    original = site.get_urls
-
-    def get_urls():
-        return [
-            path(
-                "audit-log/",
-                site.admin_view(lambda r: audit_log_view(r, site)),
-                name="audit_log",
-            ),
-            path(
-                "audit-log.csv",
-                site.admin_view(lambda r: audit_log_csv_view(r, site)),
-                name="audit_log_csv",
-            ),
-            path(
-                "dashboard/",
-                site.admin_view(lambda r: dashboard_view(r, site)),
-                name="dashboard",
-            ),
-            *original(),
-        ]
-
-    site.get_urls = get_urls
-    site._backoffice_pages = True

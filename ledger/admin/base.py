@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from ledger import history
+from loyalty.db import is_postgresql
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.preview import dry_run
 
@@ -52,7 +53,7 @@ class CappedCountPaginator(Paginator):
     @staticmethod
     def _estimate(queryset) -> int:
         connection = connections[queryset.db]
-        if connection.vendor != "postgresql":
+        if not is_postgresql(connection):
             return 0
         with connection.cursor() as cursor:
             cursor.execute(
@@ -86,9 +87,7 @@ class BackOfficeAdmin(admin.ModelAdmin):
     list_per_page = 50
     change_form_template = "admin/backoffice/change_form.html"
     object_history_template = "admin/backoffice/object_history.html"
-    history_page_size = 50
-    # Fields whose values the history page masks (identifiers of credentials).
-    history_masked_fields: tuple[str, ...] = ()
+    history_page_size = 50  # what the page never shows is the history reader's (redaction)
 
     # --- nothing is ever deleted, nothing is saved without a service ---------------------
 
@@ -152,12 +151,6 @@ class BackOfficeAdmin(admin.ModelAdmin):
         versions, next_before = history.object_history_page(
             self.model, obj.pk, before=before, limit=self.history_page_size
         )
-        for version in versions:
-            for i, change in enumerate(version.changes):
-                if change.field in self.history_masked_fields:
-                    version.changes[i] = history.Change(
-                        change.field, MASK if change.old else change.old, MASK
-                    )
         context = {
             **self.admin_site.each_context(request),
             "title": f"History: {obj}",

@@ -12,7 +12,6 @@ from django.db.models import Q
 
 from ledger import services
 from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
-from ledger.admin.audit_log import install_site_pages
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
 from ledger.admin.corrections import (
     CANCEL_BALANCE_UPDATES,
@@ -23,8 +22,6 @@ from ledger.admin.corrections import (
 )
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
-
-install_site_pages(admin.site)
 
 
 class ReadOnlyLedgerAdmin(BackOfficeAdmin):

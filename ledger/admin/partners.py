@@ -14,14 +14,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html_join
 
-from ledger.admin.audit_log import install_site_pages
 from ledger.admin.base import MASK, BackOfficeAdmin, changelist_link
 from ledger.models import PointTransaction
 from loyalty.audit import Channel
 from partners import services
 from partners.models import Partner
-
-install_site_pages(admin.site)
 
 
 class RotateForm(forms.Form):
@@ -67,7 +64,6 @@ class PartnerAdmin(BackOfficeAdmin):
         "deductions",
     ]
     readonly_fields = fields
-    history_masked_fields = ("hmac_key",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("merchants")

@@ -29,7 +29,6 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import roles
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
 from ledger import history, services
@@ -47,23 +46,14 @@ from loyalty.preview import dry_run
 from partners.models import Partner
 
 CHANNEL = Channel.STAFF_API
-# Never shown, not even as a before/after in history.
-CREDENTIAL_FIELDS = {"api_key_hash", "api_key_prefix", "hmac_key", "hmac_secret_encrypted"}
 
 
 def perm(model: type[Model], verb: str) -> str:
     return f"{model._meta.app_label}.{verb}_{model._meta.model_name}"
 
 
-def _without_credentials(versions: Iterable[history.Version]) -> Iterator[history.Version]:
-    for version in versions:
-        if version.model == "partner":
-            version.changes = [c for c in version.changes if c.field not in CREDENTIAL_FIELDS]
-        yield version
-
-
 def _versions_data(versions: Iterable[history.Version]) -> list[dict]:
-    return [v.as_dict() for v in _without_credentials(versions)]
+    return [v.as_dict() for v in versions]
 
 
 def _json_array_stream(versions: Iterable[history.Version]) -> StreamingHttpResponse:
@@ -147,9 +137,7 @@ class StaffViewSet(StaffAPIMixin, viewsets.GenericViewSet):
         obj = self.get_object()
         params = request.query_params
         if "limit" not in params and "before" not in params:
-            return _json_array_stream(
-                _without_credentials(history.iter_object_history(self.model, obj.pk))
-            )
+            return _json_array_stream(history.iter_object_history(self.model, obj.pk))
         limit = _bounded_int(params, "limit", 1, 1000, default=100)
         before = _bounded_int(params, "before", 1, 2**63 - 1, default=None)
         versions, next_before = history.object_history_page(
@@ -442,7 +430,7 @@ class AuditLogView(StaffAPIMixin, APIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def required_permissions(self) -> list[str]:
-        return [f"{app}.view_historical{model}" for app, model in roles.AUDITED_MODELS]
+        return list(history.HISTORY_PERMISSIONS)
 
     def perform_content_negotiation(self, request, force=False):
         # Error bodies are always JSON, whatever `format` asks for.
@@ -481,7 +469,7 @@ class AuditLogView(StaffAPIMixin, APIView):
         return Response({"next": next_url, "results": _versions_data(versions)})
 
     def _csv(self, filters_: history.AuditFilters) -> StreamingHttpResponse:
-        chunks = history.audit_log_csv(filters_, hidden={"partner": CREDENTIAL_FIELDS})
+        chunks = history.audit_log_csv(filters_)
         response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
         return response

@@ -1,12 +1,17 @@
 """Reading history: versions of one object and the audit log across every audited model.
 
 Both the admin and the staff API present history through this package, so "who, when,
-through which channel, why, before and after" reads the same everywhere. By concern:
-`versions` (what a version and a change are), `objects` (one object's history), `audit_log`
-(every table merged, by cursor), `query` (the filters and cursor both surfaces accept),
-`export` (the streamed CSV) and `loader` (reading timestamps in C).
+through which channel, why, before and after" reads the same everywhere, and so does what it
+never shows: the values of the fields a model declares in `history_redacted_fields` (a
+partner's credentials), masked by every reader here, so every consumer inherits it.
+
+By concern: `versions` (what a version and a change are, the diff and its redaction),
+`objects` (one object's history), `audit_log` (every table merged, by cursor), `query` (the
+filters and cursor both surfaces accept), `export` (the streamed CSV), `loader` (reading
+timestamps in C), `access` (who may read it all).
 """
 
+from ledger.history.access import HISTORY_PERMISSIONS, can_read_history
 from ledger.history.audit_log import (
     EXPORT_BATCH,
     AuditFilters,
@@ -19,10 +24,12 @@ from ledger.history.objects import iter_object_history, object_history, object_h
 from ledger.history.query import InvalidQuery, audit_query
 from ledger.history.versions import (
     AUDITED_MODELS,
+    REDACTED,
     Change,
     Version,
     actor_label,
     model_label,
+    redacted_fields,
     tracked_fields,
 )
 
@@ -30,6 +37,8 @@ __all__ = [
     "AUDITED_MODELS",
     "CSV_COLUMNS",
     "EXPORT_BATCH",
+    "HISTORY_PERMISSIONS",
+    "REDACTED",
     "AuditFilters",
     "Change",
     "Cursor",
@@ -39,10 +48,12 @@ __all__ = [
     "audit_log_csv",
     "audit_log_page",
     "audit_query",
+    "can_read_history",
     "iter_audit_log",
     "iter_object_history",
     "model_label",
     "object_history",
     "object_history_page",
+    "redacted_fields",
     "tracked_fields",
 ]

@@ -29,6 +29,7 @@ from ledger.history.versions import (
     _diff,
     _field_labels,
     _fields,
+    redacted_fields,
 )
 
 
@@ -169,6 +170,7 @@ def _versions(label: str, model: type[Model], rows: list[tuple], previous: dict)
     the `previous` versions (`_previous_values`)."""
     fields = _fields(model)
     labels = _field_labels(fields)
+    redacted = redacted_fields(model)
     meta = len(_meta_columns())
     id_at = meta + fields.index("id")
     versions = []
@@ -187,7 +189,9 @@ def _versions(label: str, model: type[Model], rows: list[tuple], previous: dict)
                 operation=operation,
                 reason=reason or "",
                 request_id=request_id,
-                changes=[] if kind == "-" else _diff(row[meta:-1], previous.get(row[-1]), labels),
+                changes=[]
+                if kind == "-"
+                else _diff(row[meta:-1], previous.get(row[-1]), labels, redacted),
             )
         )
     return versions

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from json.encoder import encode_basestring_ascii
 
@@ -25,7 +25,7 @@ from ledger.history.audit_log import (
     _order_key,
     _table_batches,
 )
-from ledger.history.versions import _field_labels, _fields, _plain
+from ledger.history.versions import _diff, _field_labels, _fields, _plain, redacted_fields
 from loyalty.spreadsheet import safe_cell
 
 CSV_COLUMNS = [
@@ -73,31 +73,40 @@ def _json_of(value) -> str:
 
 
 @cache
-def _json_heads(labels: tuple[str, ...], hidden: frozenset[str]) -> tuple[str | None, ...]:
-    """The start of each field's change object in the changes column; None for a field
-    left out of it."""
-    return tuple(
-        None if label in hidden else '{"field": ' + encode_basestring_ascii(label) + ', "old": '
-        for label in labels
-    )
+def _json_heads(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """The start of each field's change object in the changes column."""
+    return tuple('{"field": ' + encode_basestring_ascii(label) + ', "old": ' for label in labels)
 
 
-def _changes_json(new: Sequence, old: Sequence | None, heads: Sequence[str | None]) -> str:
-    """The changes column: json.dumps of `_diff(new, old, labels)` as `csv_rows` makes it,
-    character for character, without the fields whose head is None."""
+def _changes_json(new: Sequence, old: Sequence | None, heads: Sequence[str]) -> str:
+    """The changes column: json.dumps of `_diff(new, old, labels)` as the reference exporter
+    makes it, character for character (a model without redacted fields)."""
     json_of = _json_of
     if old is None:
         parts = [
             f'{head}null, "new": {json_of(value)}}}'
             for head, value in zip(heads, new, strict=True)
-            if value not in (None, "") and head is not None
+            if value not in (None, "")
         ]
     else:
         parts = [
             f'{head}{json_of(before)}, "new": {json_of(after)}}}'
             for head, after, before in zip(heads, new, old, strict=True)
-            if before != after and head is not None
+            if before != after
         ]
+    return f"[{', '.join(parts)}]" if parts else "[]"
+
+
+def _redacted_changes_json(
+    new: Sequence, old: Sequence | None, labels: Sequence[str], heads, redacted: frozenset[str]
+) -> str:
+    """The changes column of a model with redacted fields, through `_diff`, which masks them
+    exactly as every other reader of history does (few rows: partners)."""
+    head_of = dict(zip(labels, heads, strict=True))
+    parts = [
+        f'{head_of[c.field]}{_json_value(c.old)}, "new": {_json_value(c.new)}}}'
+        for c in _diff(new, old, labels, redacted)
+    ]
     return f"[{', '.join(parts)}]" if parts else "[]"
 
 
@@ -110,10 +119,12 @@ def _csv_cell(value: str) -> str:
     return value
 
 
-def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict, hidden):
+def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict):
     """(merge key..., CSV line) of each row (from `_version_rows`), in the rows' order."""
     fields = _fields(model)
-    heads = _json_heads(_field_labels(fields), frozenset(hidden))
+    labels = _field_labels(fields)
+    heads = _json_heads(labels)
+    redacted = redacted_fields(model)
     meta = len(_meta_columns())
     id_at = meta + fields.index("id")
     cell, text = _csv_cell, safe_cell
@@ -121,7 +132,14 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
     for row in rows:
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
          partner) = row[:meta]  # fmt: skip
-        changes = "[]" if kind == "-" else _changes_json(row[meta:-1], previous.get(row[-1]), heads)
+        if kind == "-":
+            changes = "[]"
+        elif redacted:
+            changes = _redacted_changes_json(
+                row[meta:-1], previous.get(row[-1]), labels, heads, redacted
+            )
+        else:
+            changes = _changes_json(row[meta:-1], previous.get(row[-1]), heads)
         # Every text cell goes through `safe_cell` (formula injection). Not: the timestamp
         # and the ids, digits first; history_type, one of the codes + ~ - (alone, none is a
         # formula); the changes, JSON that starts with "[".
@@ -147,25 +165,20 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
 def audit_log_csv(
     filters: AuditFilters,
     *,
-    hidden: Mapping[str, Collection[str]] | None = None,
     batch: int | None = None,
     rows_per_chunk: int = 200,
 ) -> Iterator[str]:
     """The filtered audit log as CSV text, in chunks of `rows_per_chunk` rows: what
     `csv.writer` writes for `csv_rows(iter_audit_log(filters, batch=batch))`, read the same
     way (each table in keyset batches, merged as they stream; constant memory; nothing read
-    before the first chunk is asked for).
-
-    `hidden` maps a model label to the fields its changes leave out (the staff API hides
-    partner credentials).
+    before the first chunk is asked for). Redacted fields are masked as everywhere in history.
     """
     batch = batch or audit_log.EXPORT_BATCH
-    hidden = hidden or {}
     actor_ids = _actor_ids(filters.actor) if filters.actor else None
 
     def table(label, model):
         for rows, previous in _table_batches(label, model, filters, actor_ids, batch):
-            yield from _csv_lines(label, model, rows, previous, hidden.get(label, ()))
+            yield from _csv_lines(label, model, rows, previous)
 
     merged = heapq.merge(*[table(label, model) for label, model in filters.models()])
     chunk = [",".join(CSV_COLUMNS) + "\r\n"]

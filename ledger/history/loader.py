@@ -8,6 +8,8 @@ from functools import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
 
+from loyalty.db import is_postgresql
+
 
 @cache
 def _native_timestamptz_loader():
@@ -37,7 +39,7 @@ def _fetch(qs) -> list[tuple]:
     `_native_timestamptz_loader` allows: the same SQL, cursor and converters as Django's."""
     loader = _native_timestamptz_loader()
     connection = connections[qs.db]
-    if loader is None or connection.vendor != "postgresql" or connection.timezone is not dt.UTC:
+    if loader is None or not is_postgresql(connection) or connection.timezone is not dt.UTC:
         return list(qs)
     compiler = qs.query.get_compiler(using=qs.db)
     try:

@@ -11,16 +11,20 @@ from ledger.history.versions import (
     _field_labels,
     actor_label,
     model_label,
+    redacted_fields,
     tracked_fields,
 )
 
 
-def _changes(row, previous, fields: list[str]) -> list[Change]:
+def _changes(row, previous, fields: list[str], redacted: frozenset[str]) -> list[Change]:
     old = None if previous is None else [getattr(previous, name) for name in fields]
-    return _diff([getattr(row, name) for name in fields], old, _field_labels(tuple(fields)))
+    new = [getattr(row, name) for name in fields]
+    return _diff(new, old, _field_labels(tuple(fields)), redacted)
 
 
-def _version(label: str, row, previous, fields: list[str]) -> Version:
+def _version(
+    label: str, row, previous, fields: list[str], redacted: frozenset[str] = frozenset()
+) -> Version:
     """The version of a historical model instance `row`, `previous` being the one before."""
     return Version(
         model=label,
@@ -33,7 +37,7 @@ def _version(label: str, row, previous, fields: list[str]) -> Version:
         operation=row.operation,
         reason=row.history_change_reason or "",
         request_id=row.request_id,
-        changes=[] if row.history_type == "-" else _changes(row, previous, fields),
+        changes=[] if row.history_type == "-" else _changes(row, previous, fields, redacted),
     )
 
 
@@ -49,8 +53,9 @@ def object_history_page(
     rows = list(rows.order_by("-history_id")[: limit + 1])
     fields = tracked_fields(model)
     label = model_label(model)
+    redacted = redacted_fields(model)
     versions = [
-        _version(label, row, rows[i + 1] if i + 1 < len(rows) else None, fields)
+        _version(label, row, rows[i + 1] if i + 1 < len(rows) else None, fields, redacted)
         for i, row in enumerate(rows[:limit])
     ]
     next_before = versions[-1].history_id if len(rows) > limit else None

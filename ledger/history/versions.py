@@ -45,6 +45,10 @@ HISTORY_COLUMNS = {
 }
 
 
+# What a change shows instead of a redacted field's value (see `redacted_fields`).
+REDACTED = "[redacted]"
+
+
 @dataclass(frozen=True)
 class Change:
     field: str
@@ -92,6 +96,17 @@ def actor_label(user) -> str:
         return user.get_username()
 
 
+def redacted_fields(model: type[Model]) -> frozenset[str]:
+    """The fields of `model` whose values no reader of history shows, as `model` declares them
+    (`history_redacted_fields`, e.g. a partner's credentials). Their changes are still listed,
+    each value replaced by `REDACTED` (an empty value stays empty: it reveals nothing)."""
+    return frozenset(getattr(model, "history_redacted_fields", ()))
+
+
+def _redact(value):
+    return value if value in (None, "") else REDACTED
+
+
 def model_label(model: type[Model]) -> str:
     return model._meta.model_name
 
@@ -126,12 +141,28 @@ def _plain(value):
     return value
 
 
-def _diff(new: Sequence, old: Sequence | None, labels: Sequence[str]) -> list[Change]:
-    """The changes from the values `old` to `new` (both in the order of `labels`).
+def _diff(
+    new: Sequence,
+    old: Sequence | None,
+    labels: Sequence[str],
+    redacted: frozenset[str] = frozenset(),
+) -> list[Change]:
+    """The changes from the values `old` to `new` (both in the order of `labels`), the values
+    of the `redacted` labels masked.
 
     Without `old` (a creation, or a version whose previous one is unknown) every field that
     has a value is a change from None.
     """
+    changes = _raw_diff(new, old, labels)
+    if redacted:
+        changes = [
+            Change(c.field, _redact(c.old), _redact(c.new)) if c.field in redacted else c
+            for c in changes
+        ]
+    return changes
+
+
+def _raw_diff(new: Sequence, old: Sequence | None, labels: Sequence[str]) -> list[Change]:
     if old is None:
         return [
             Change(label, None, _plain(value))

@@ -6,7 +6,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from partners.api.body import AnyContentTypeJSONParser, PartnerJSONParser
+from partners.body import AnyContentTypeJSONParser, PartnerJSONParser
 from partners.models import Partner
 from partners.throttling import PartnerRateThrottle
 

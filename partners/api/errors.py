@@ -16,7 +16,7 @@ from rest_framework.views import set_rollback
 
 from loyalty import idempotency
 from loyalty.errors import DomainError, InvalidInput
-from partners.api.body import BodyTooLarge
+from partners.body import BodyTooLarge
 
 logger = logging.getLogger("partners.api")
 

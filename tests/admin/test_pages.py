@@ -271,3 +271,17 @@ def test_paginator_caps_the_count_and_says_more_than(
     small = auditor_client.get(changelist(Stamp), {"q": str(Stamp.objects.first().pk)})
     assert small.context["cl"].result_count == 1
     assert not small.context["cl"].paginator.is_capped
+
+
+def test_the_default_site_is_the_back_office_site_with_every_admin_and_its_pages():
+    from django.urls import reverse
+
+    from ledger.admin.site import BackOfficeSite
+
+    assert isinstance(admin.site, BackOfficeSite)
+    assert set(MODELS) <= set(admin.site._registry)
+    assert {reverse(f"admin:{name}") for name in ("audit_log", "audit_log_csv", "dashboard")} == {
+        "/admin/audit-log/",
+        "/admin/audit-log.csv",
+        "/admin/dashboard/",
+    }

@@ -263,16 +263,15 @@ def test_csv_export_is_the_csv_of_the_paginated_log(crowded, params):
         assert '\'+1 wrong, é "q"' in reasons and "'=1+1" in reasons
 
 
-def test_csv_export_leaves_hidden_fields_out(crowded):
-    hidden = {"customer": {"balance", "email"}, "stamp": {"count"}}
-    versions = paged(history.AuditFilters(), limit=3)
-    for version in versions:
-        version.changes = [
-            c for c in version.changes if c.field not in hidden.get(version.model, ())
-        ]
-    exported = "".join(history.audit_log_csv(history.AuditFilters(), hidden=hidden, batch=2))
+def test_csv_export_masks_redacted_fields_as_the_versions_do(crowded, partner):
+    # One redaction policy, in the reader: the CSV written from the rows masks exactly what
+    # the versions mask (a partner's credentials), and shows that they were set.
+    versions = paged(history.AuditFilters(model="partner"), limit=3)
+    exported = "".join(history.audit_log_csv(history.AuditFilters(model="partner"), batch=2))
     assert exported == csv_text(versions)
-    assert '""field"": ""balance""' not in exported and '""field"": ""points""' in exported
+    assert partner.hmac_key not in exported and partner.api_key_prefix not in exported
+    assert '""field"": ""hmac_key"", ""old"": null, ""new"": ""[redacted]""' in exported
+    assert '""field"": ""name"", ""old"": null, ""new"": ""Partner A""' in exported
 
 
 def test_csv_export_of_an_empty_log_is_the_header(crowded):
@@ -304,16 +303,33 @@ AWKWARD = [
 
 def test_changes_column_is_json_dumps_of_the_changes():
     labels = tuple(f'field {i} "{i}"' for i in range(len(AWKWARD)))
-    heads = export._json_heads(labels, frozenset())
+    heads = export._json_heads(labels)
     for new, old in [(AWKWARD, None), (AWKWARD, AWKWARD[::-1]), (AWKWARD, AWKWARD)]:
         changes = _diff(new, old, labels)
         expected = json.dumps(
             [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
         )
         assert export._changes_json(new, old, heads) == expected
-    hidden = export._json_heads(labels, frozenset(labels[:3]))
-    shown = json.loads(export._changes_json(AWKWARD[::-1], AWKWARD, hidden))
-    assert labels[0] not in {c["field"] for c in shown} and labels[3] in {c["field"] for c in shown}
+    redacted = frozenset(labels[:4])
+    for new, old in [(AWKWARD, None), (AWKWARD, AWKWARD[::-1])]:
+        changes = _diff(new, old, labels, redacted)
+        masked = {c.field: (c.old, c.new) for c in changes if c.field in redacted}
+        r = history.REDACTED
+        # A change of a redacted field is listed; an empty value (None, "") stays empty, any
+        # other one is masked.
+        if old is None:
+            assert masked == {labels[2]: (None, r), labels[3]: (None, r)}
+        else:
+            assert masked == {
+                labels[0]: (r, None),
+                labels[1]: (r, ""),
+                labels[2]: (r, r),
+                labels[3]: (r, r),
+            }
+        expected = json.dumps(
+            [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
+        )
+        assert export._redacted_changes_json(new, old, labels, heads, redacted) == expected
 
 
 def test_csv_cells_are_what_csv_writer_writes():

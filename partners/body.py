@@ -1,4 +1,5 @@
-"""Reading partner request bodies: JSON whatever the Content-Type, at most 64 KiB."""
+"""Reading partner request bodies (for the signature check and the APIs): JSON whatever the
+Content-Type, at most 64 KiB."""
 
 from __future__ import annotations
 
