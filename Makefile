@@ -66,7 +66,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# Load benchmark: gunicorn + PostgreSQL + wrk on this machine; writes bench/RESULTS.md.
+# Load benchmark: granian + PostgreSQL + wrk on this machine; writes bench/RESULTS.md.
 bench: install wrk
 	$(PY) bench/load.py $(BENCH_ARGS)
 
@@ -76,6 +76,9 @@ profile: install
 	$(PY) bench/profile.py $(PROFILE_ARGS)
 
 # Scale benchmark: 1M balance updates + 1M point transactions; writes bench/RESULTS-scale.md.
+# It collects the static files itself (production settings need their manifest) and fails
+# when a page does not answer 200. Small, as CI runs it:
+# SCALE_ARGS="--rows 10000 --repeats 1 --results /tmp/scale.md".
 bench-scale: install
 	$(PY) bench/scale.py $(SCALE_ARGS)
 

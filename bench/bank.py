@@ -1,5 +1,5 @@
 """Bank test: many clients, a random mix of every money-moving call, against `make serve`,
-while gunicorn workers are SIGKILLed and PostgreSQL restarts. Then the books must balance.
+while the server's workers are SIGKILLed and PostgreSQL restarts. Then the books must balance.
 
 Every attempt carries a unique X-Request-ID, which the server writes on every history row
 the attempt produces, so each logical operation can be matched to exactly the rows it made:
@@ -20,33 +20,20 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime as dt
 import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-DB_NAME = os.environ.get("BANK_DB_NAME", "loyalty_bank")
-ADMIN_URL = os.environ.get(
-    "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-HMAC_SECRET = "bank-hmac-secret"
-
-os.environ.update(DATABASE_URL=DATABASE_URL, DEBUG="0", DJANGO_SETTINGS_MODULE="loyalty.settings")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
-sys.path.insert(0, str(ROOT))
+import common
+from common import World
 
 
 @dataclass
@@ -58,7 +45,7 @@ class Operation:
 
 
 class Client:
-    def __init__(self, base: str, world: dict, rng: random.Random) -> None:
+    def __init__(self, base: str, world: World, rng: random.Random) -> None:
         self.base, self.world, self.rng = base, world, rng
         self.updates: list[int] = []  # balance updates this client saw succeed
         self.deductions: list[dict] = []
@@ -95,10 +82,14 @@ class Client:
                 canonical = signing.canonical_json(body) if body is not None else ""
                 all_headers.update(
                     {
-                        "X-API-KEY": self.world["hmac_key"],
+                        "X-API-KEY": self.world.hmac_key,
                         "X-API-REQUEST": api_request,
                         "X-API-SIGNATURE": signing.sign(
-                            HMAC_SECRET, method, path.split("?")[0], api_request, canonical
+                            self.world.hmac_secret,
+                            method,
+                            path.split("?")[0],
+                            api_request,
+                            canonical,
                         ),
                     }
                 )
@@ -128,19 +119,19 @@ class Client:
         )[0]
         return getattr(self, kind)(Operation(kind))
 
-    def _customer(self) -> dict:
-        return self.rng.choice(self.world["customers"])
+    def _customer(self) -> common.Customer:
+        return self.rng.choice(self.world.customers)
 
     def _balance(self, op: Operation, path: str) -> Operation:
         customer = self._customer()
         body = {
-            "user": customer["email"],
+            "user": customer.email,
             "amount": self.rng.randint(1, 400),
-            "merchant": self.world["merchant"],
-            "store": self.world["store"],
+            "merchant": self.world.merchant_id,
+            "store": self.world.store_ids[0],
         }
         headers = {
-            "Authorization": f"Token {self.world['api_key']}",
+            "Authorization": f"Token {self.world.api_key}",
             "Idempotency-Key": uuid.uuid4().hex,
         }
         result = self.send(op, "POST", path, body, headers)
@@ -167,7 +158,7 @@ class Client:
             return self.credit(Operation("credit"))
         update = self.rng.choice(self.updates)
         headers = {
-            "Authorization": f"Token {self.world['api_key']}",
+            "Authorization": f"Token {self.world.api_key}",
             "Idempotency-Key": uuid.uuid4().hex,
         }
         result = self.send(op, "POST", "/api/balances/cancel", {"id": update}, headers)
@@ -178,6 +169,10 @@ class Client:
         op.detail = {"update": update, "code": payload.get("error_code")}
         return op
 
+    def _points(self, op: Operation, path: str, body: dict) -> tuple[int, dict] | None:
+        """A signed Points API POST, retried with the same Idempotency-Key."""
+        return self.send(op, "POST", path, body, {"Idempotency-Key": uuid.uuid4().hex}, sign=True)
+
     def deduct(self, op):
         customer = self._customer()
         if self.redemptions and self.rng.random() < 0.2:
@@ -186,18 +181,11 @@ class Client:
             redemption = uuid.uuid4().hex
             self.redemptions.append(redemption)
         body = {
-            "address": customer["wallet"],
+            "address": customer.wallet,
             "deductPoints": self.rng.randint(1, 300),
             "yggRedemptionId": redemption,
         }
-        result = self.send(
-            op,
-            "POST",
-            "/deduct-points-by-address",
-            body,
-            {"Idempotency-Key": uuid.uuid4().hex},
-            sign=True,
-        )
+        result = self._points(op, "/deduct-points-by-address", body)
         if result is None:
             return op
         status, payload = result
@@ -217,14 +205,7 @@ class Client:
             return self.deduct(Operation("deduct"))
         original = self.rng.choice(self.deductions)
         body = {**original, "revertReason": "bank test"}
-        result = self.send(
-            op,
-            "POST",
-            "/revert-deduct-points",
-            body,
-            {"Idempotency-Key": uuid.uuid4().hex},
-            sign=True,
-        )
+        result = self._points(op, "/revert-deduct-points", body)
         if result is None:
             return op
         status, payload = result
@@ -237,9 +218,9 @@ class Client:
         return op
 
     def _stamp(self, op, path):
-        stamp = self.rng.choice(self.world["stamps"])
+        stamp = self.rng.choice(self.world.stamps)
         headers = {
-            "Authorization": f"APIKey {self.world['api_key']}",
+            "Authorization": f"APIKey {self.world.api_key}",
             "Idempotency-Key": uuid.uuid4().hex,
         }
         result = self.send(op, "PUT", path, {"stampIdx": stamp}, headers)
@@ -260,122 +241,43 @@ class Client:
 # --- set-up, chaos, verification ---------------------------------------------------------------
 
 
-def provision(customers: int) -> dict:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
-    subprocess.run([sys.executable, "manage.py", "createcachetable"], cwd=ROOT, check=True)
-    import django
-
-    django.setup()
-    from accounts.services import customer_create, merchant_create, store_create
-    from ledger import services
-    from loyalty.audit import Channel
-    from partners.services import partner_create
-
-    actor, channel = None, Channel.COMMAND
-    merchant = merchant_create(actor=actor, channel=channel, name="Bank")
-    store = store_create(actor=actor, channel=channel, merchant=merchant, name="Vault")
-    card = services.stamp_card_create(
-        actor=actor, channel=channel, merchant=merchant, name="Card", max_stamps=20
-    )
-    _partner, creds = partner_create(
-        actor=actor,
-        channel=channel,
-        name="Bank partner",
-        merchants=[merchant],
-        hmac_secret=HMAC_SECRET,
-    )
-    world = {
-        "merchant": merchant.pk,
-        "store": store.pk,
-        "api_key": creds.api_key,
-        "hmac_key": creds.hmac_key,
-        "customers": [],
-        "stamps": [],
-    }
-    today = dt.date.today()
-    for i in range(customers):
-        customer = customer_create(
-            actor=actor,
-            channel=channel,
-            merchant=merchant,
-            email=f"b{i}@bank.example",
-            wallet_address=f"0x{i + 1:040x}",
-        )
-        services.balance_credit(
-            actor=actor, channel=channel, customer=customer, store=store, amount=1000
-        )
-        services.points_credit(actor=actor, channel=channel, customer=customer, points=2000)
-        stamp = services.stamp_create(
-            actor=actor,
-            channel=channel,
-            card=card,
-            customer=customer,
-            start_date=today - dt.timedelta(days=1),
-            end_date=today + dt.timedelta(days=30),
-        )
-        services.stamp_update(actor=actor, channel=channel, stamp=stamp, count=10, reason="open")
-        world["customers"].append({"email": customer.email, "wallet": customer.wallet_address})
-        world["stamps"].append(stamp.pk)
-    return world
+def provision(customers: int) -> World:
+    """A small world, so that clients meet on the same customers and stamps: the balances,
+    points and stamps run out, and refusals are part of the mix."""
+    common.create_database()
+    return common.provision("Bank", customers, max_stamps=20, balance=1000, points=2000, stamps=10)
 
 
 def start_server(port: int, workers: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        "PARTNER_THROTTLE_RATE": "100000000/min",
-        "STAMP_REMOVALS_PER_STAMP_PER_DAY": "100000000",
-        "ACCESS_LOG_LEVEL": "WARNING",
-    }
-    OUT.mkdir(exist_ok=True)
-    log = (OUT / "bank-server.log").open("w")
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return common.start_server(
+        port, "bank-server.log", WEB_CONCURRENCY=str(workers), ACCESS_LOG_LEVEL="WARNING"
     )
-    wait_healthy(port, 120)
-    return server
-
-
-def wait_healthy(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the server is not healthy; see bench/out/bank-server.log")
 
 
 def workers_of(server: subprocess.Popen) -> list[int]:
-    """gunicorn's worker pids (grandchildren of `make serve`)."""
+    """The worker pids of the HTTP server that `make serve` execs: the server's master is
+    the child of `make`, its workers are the master's children (gunicorn's or granian's),
+    apart from the resource tracker multiprocessing may start beside them."""
     out = subprocess.run(
         ["ps", "-e", "-o", "pid=,ppid=,args="], capture_output=True, text=True, check=True
     ).stdout
-    rows = [line.split(None, 2) for line in out.splitlines()]
-    master = [int(p) for p, pp, args in rows if int(pp) == server.pid and "gunicorn" in args]
-    return [int(p) for p, pp, args in rows if master and int(pp) == master[0]]
+    rows = [
+        (int(p), int(pp), args)
+        for p, pp, args in (line.split(None, 2) for line in out.splitlines())
+    ]
+    masters = {p for p, pp, _args in rows if pp == server.pid}
+    return [p for p, pp, args in rows if pp in masters and "resource_tracker" not in args]
 
 
-def chaos(server: subprocess.Popen, seconds: float, restart_db: bool, log: list[str]) -> None:
+def chaos(
+    server: subprocess.Popen, seconds: float, restart_db: bool, log: list[str], killed: list[int]
+) -> None:
     time.sleep(seconds / 3)
     victims = workers_of(server)
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
-    log.append(f"t={seconds / 3:.0f}s SIGKILL {len(victims)} gunicorn workers {victims}")
+    killed.extend(victims)
+    log.append(f"t={seconds / 3:.0f}s SIGKILL {len(victims)} server workers {victims}")
     time.sleep(seconds / 3)
     if restart_db:
         version = sorted(os.listdir("/etc/postgresql"))[-1]
@@ -438,9 +340,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
 
+    common.configure(
+        os.environ.get("BANK_DB_NAME", "loyalty_bank"),
+        REDIS_URL="redis://127.0.0.1:6379/14",
+        **common.UNTHROTTLED,
+    )
     world = provision(args.customers)
     server = start_server(args.port, args.workers)
     events: list[str] = []
+    killed: list[int] = []
     operations: list[Operation] = []
     lock = threading.Lock()
     deadline = time.monotonic() + args.seconds
@@ -455,21 +363,22 @@ def main() -> None:
     try:
         threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
         chaos_thread = threading.Thread(
-            target=chaos, args=(server, args.seconds, not args.no_db_restart, events)
+            target=chaos, args=(server, args.seconds, not args.no_db_restart, events, killed)
         )
         for thread in [*threads, chaos_thread]:
             thread.start()
         for thread in [*threads, chaos_thread]:
             thread.join()
-        wait_healthy(args.port, 60)
+        common.wait_healthy(args.port, 60, common.OUT / "bank-server.log")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        common.stop_server(server)
 
     from django.db import connection
 
     connection.close()  # PostgreSQL may have restarted under this process's connection
     problems = verify(operations)
+    if not killed:
+        problems.append("chaos found no server workers to kill: the test proved nothing")
     outcomes = collections.Counter(op.outcome for op in operations)
     by_kind = collections.Counter((op.kind, op.outcome) for op in operations)
     attempts = sum(len(op.attempts) for op in operations)

@@ -1,4 +1,4 @@
-"""Load benchmark: gunicorn + PostgreSQL on this machine, signed requests built ahead of time
+"""Load benchmark: `make serve` (granian) + PostgreSQL on this machine, signed requests built ahead of time
 and replayed by wrk, each endpoint beside a no-op DRF endpoint served by the same server in
 the same run. After every run the ledger is reconciled. Writes bench/RESULTS.md.
 
@@ -14,23 +14,15 @@ import os
 import platform
 import random
 import re
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-DB_NAME = os.environ.get("BENCH_DB_NAME", "loyalty_bench")
-ADMIN_URL = os.environ.get(
-    "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-HMAC_SECRET = "bench-hmac-secret"
+import common
+from common import OUT, ROOT, World
+
 CONNECTIONS = 16
 ENDPOINTS = ["deduct", "debit", "remove", "get"]
 LABELS = {
@@ -41,91 +33,16 @@ LABELS = {
     "noop": "GET /bench/noop",
 }
 
-os.environ.update(
-    DATABASE_URL=DATABASE_URL,
-    REDIS_URL=REDIS_URL,
-    DEBUG="0",
-    DJANGO_SETTINGS_MODULE="loyalty.settings",
-)
-sys.path.insert(0, str(ROOT))
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=True)
-
-
-@dataclass
-class World:
-    partner_id: int
-    api_key: str
-    hmac_key: str
-    merchant_id: int
-    store_id: int
-    customers: list[tuple[int, str, str]]  # id, email, wallet
-    stamps: list[int]
-
 
 def provision(customers: int) -> World:
-    """Everything through the services, as production would make it."""
-    import django
-
-    django.setup()
-    from accounts.services import customer_create, merchant_create, store_create
-    from ledger import services
-    from loyalty.audit import Channel
-    from partners.services import partner_create
-
-    actor, channel = None, Channel.COMMAND
-    merchant = merchant_create(actor=actor, channel=channel, name="Bench merchant")
-    store = store_create(actor=actor, channel=channel, merchant=merchant, name="Bench store")
-    card = services.stamp_card_create(
-        actor=actor, channel=channel, merchant=merchant, name="Bench card", max_stamps=10000
-    )
-    partner, credentials = partner_create(
-        actor=actor,
-        channel=channel,
-        name="Bench partner",
-        merchants=[merchant],
-        hmac_secret=HMAC_SECRET,
-    )
-    rows, stamps = [], []
-    today = dt.date.today()
-    for i in range(customers):
-        customer = customer_create(
-            actor=actor,
-            channel=channel,
-            merchant=merchant,
-            email=f"c{i}@bench.example",
-            member_id=f"B{i}",
-            wallet_address=f"0x{i:040x}",
-        )
-        services.balance_credit(
-            actor=actor, channel=channel, customer=customer, store=store, amount=10**9
-        )
-        services.points_credit(actor=actor, channel=channel, customer=customer, points=10**9)
-        stamp = services.stamp_create(
-            actor=actor,
-            channel=channel,
-            card=card,
-            customer=customer,
-            start_date=today - dt.timedelta(days=1),
-            end_date=today + dt.timedelta(days=30),
-        )
-        services.stamp_update(
-            actor=actor, channel=channel, stamp=stamp, count=10000, reason="bench opening"
-        )
-        rows.append((customer.pk, customer.email, customer.wallet_address))
-        stamps.append(stamp.pk)
-    return World(
-        partner.pk, credentials.api_key, credentials.hmac_key, merchant.pk, store.pk, rows, stamps
+    """Customers with enough money, points and stamps that no request of a run is refused."""
+    return common.provision(
+        "Bench",
+        customers,
+        max_stamps=10000,
+        balance=10**9,
+        points=10**9,
+        stamps=10000,
     )
 
 
@@ -152,23 +69,41 @@ def build_requests(world: World, endpoint: str, scenario: str, count: int, run: 
         headers = {
             "X-API-KEY": world.hmac_key,
             "X-API-REQUEST": request_id,
-            "X-API-SIGNATURE": signing.sign(HMAC_SECRET, method, path, request_id, canonical),
+            "X-API-SIGNATURE": signing.sign(world.hmac_secret, method, path, request_id, canonical),
             "Content-Type": "application/json",
         }
         return method, path + query, headers, text
+
+    def keyed(endpoint: str, c: int, key: str):
+        """A Balance or Stamp API request, with an Idempotency-Key in the dup10 scenario."""
+        if endpoint == "debit":
+            method, path, scheme = "POST", "/api/balances/debit", "Token"
+            body = {
+                "user": world.customers[c].email,
+                "amount": 1,
+                "merchant": world.merchant_id,
+                "store": world.store_ids[0],
+            }
+        else:
+            method, path, scheme = "PUT", "/api/stamp/v1/remove", "APIKey"
+            body = {"stampIdx": world.stamps[c]}
+        headers = {"Authorization": f"{scheme} {world.api_key}", "Content-Type": "application/json"}
+        if scenario == "dup10":
+            headers["Idempotency-Key"] = key
+        return method, path, headers, json.dumps(body, separators=(",", ":"))
 
     for i in range(count):
         duplicate = scenario == "dup10" and originals and rng.random() < 0.10
         if duplicate:
             original = rng.choice(originals)
         c = pick(i)
-        _customer_id, email, wallet = world.customers[c]
+        customer = world.customers[c]
         if endpoint == "deduct":
             body = (
                 original
                 if duplicate
                 else {
-                    "address": wallet,
+                    "address": customer.wallet,
                     "deductPoints": 1,
                     "yggRedemptionId": f"{run}-{scenario}-{i}",
                 }
@@ -180,48 +115,15 @@ def build_requests(world: World, endpoint: str, scenario: str, count: int, run: 
             if duplicate:
                 request = original  # the same X-API-REQUEST again: a replay
             else:
-                request = signed("GET", "/get-points-by-address", None, f"?address={wallet}")
-                originals.append(request)
-        elif endpoint == "debit":
-            if duplicate:
-                request = original
-            else:
-                body = {
-                    "user": email,
-                    "amount": 1,
-                    "merchant": world.merchant_id,
-                    "store": world.store_id,
-                }
-                headers = {
-                    "Authorization": f"Token {world.api_key}",
-                    "Content-Type": "application/json",
-                }
-                if scenario == "dup10":
-                    headers["Idempotency-Key"] = f"{run}-debit-{i}"
-                request = (
-                    "POST",
-                    "/api/balances/debit",
-                    headers,
-                    json.dumps(body, separators=(",", ":")),
+                request = signed(
+                    "GET", "/get-points-by-address", None, f"?address={customer.wallet}"
                 )
                 originals.append(request)
-        elif endpoint == "remove":
+        elif endpoint in ("debit", "remove"):
             if duplicate:
-                request = original
+                request = original  # the same Idempotency-Key again: a replay
             else:
-                body = {"stampIdx": world.stamps[c]}
-                headers = {
-                    "Authorization": f"APIKey {world.api_key}",
-                    "Content-Type": "application/json",
-                }
-                if scenario == "dup10":
-                    headers["Idempotency-Key"] = f"{run}-remove-{i}"
-                request = (
-                    "PUT",
-                    "/api/stamp/v1/remove",
-                    headers,
-                    json.dumps(body, separators=(",", ":")),
-                )
+                request = keyed(endpoint, c, f"{run}-{endpoint}-{i}")
                 originals.append(request)
         else:
             raise ValueError(endpoint)
@@ -293,45 +195,19 @@ def wrk(url: str, lines: list[str], seconds: int, name: str) -> Result:
 
 
 def start_server(port: int, workers: int, threads: int, pool: bool = True) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": str(workers),
-        "GUNICORN_THREADS": str(threads),
-        "BENCH_NOOP_ENDPOINT": "1",
-        "PARTNER_THROTTLE_RATE": "100000000/min",
-        "STAMP_REMOVALS_PER_STAMP_PER_DAY": "100000000",
-        "DATABASE_POOL": "1" if pool else "0",
-        "DATABASE_CONN_MAX_AGE": "0" if pool else "600",
-        "DATABASE_POOL_MAX_SIZE": str(max(threads, 2)),
-        "DATABASE_POOL_MIN_SIZE": str(max(threads, 1)),
-    }
-    log = (OUT / "server.log").open("w")
-    server = subprocess.Popen(
-        ["make", "--no-print-directory", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    server = common.start_server(
+        port,
+        "server.log",
+        WEB_CONCURRENCY=str(workers),
+        SERVER_THREADS=str(threads),
+        DATABASE_POOL="1" if pool else "0",
+        DATABASE_CONN_MAX_AGE="0" if pool else "600",
+        DATABASE_POOL_MAX_SIZE=str(max(threads, 2)),
+        DATABASE_POOL_MIN_SIZE=str(max(threads, 1)),
     )
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        raise SystemExit("the server did not come up; see bench/out/server.log")
     for _ in range(50):  # warm every worker's connection pool
         urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/noop", timeout=5).read()
     return server
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
 
 
 def reconcile_ok() -> bool:
@@ -365,7 +241,7 @@ def machine() -> dict:
         "postgres": first(["psql", "--version"]),
         "python": platform.python_version(),
         "wrk": first(["wrk", "--version"]).splitlines()[0] if first(["wrk", "--version"]) else "?",
-        "commit": first(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "commit": common.commit(),
     }
 
 
@@ -390,10 +266,14 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
 
+    common.configure(
+        os.environ.get("BENCH_DB_NAME", "loyalty_bench"),
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        BENCH_NOOP_ENDPOINT="1",
+        **common.UNTHROTTLED,
+    )
     started = time.monotonic()
-    recreate_database()
-    manage("migrate", "-v0")
-    manage("createcachetable")
+    common.create_database()
     world = provision(args.customers)
     print(f"provisioned {args.customers} customers in {time.monotonic() - started:.1f}s")
     server = start_server(args.port, args.workers, args.threads, pool=not args.no_pool)
@@ -435,7 +315,7 @@ def main() -> None:
                 ok = all(run[2] for run in runs)
                 rows.append((scenario, endpoint, result, noop, ok, (min(ratios), max(ratios))))
     finally:
-        stop_server(server)
+        common.stop_server(server)
     write_results(Path(args.results), args, rows)
     if not all(row[4] for row in rows):
         raise SystemExit("reconcile failed after a run")
@@ -455,7 +335,7 @@ def write_results(path: Path, args, rows) -> None:
         f"{args.customers} --workers {args.workers} --threads {args.threads} --repeat "
         f"{args.repeat} --scenarios {args.scenarios} --endpoints {args.endpoints}` "
         "(`make bench` runs every scenario and endpoint once).",
-        f"Server: `make serve` (gunicorn, {args.workers} workers x {args.threads} thread(s), "
+        f"Server: `make serve` (granian, {args.workers} workers x {args.threads} thread(s), "
         "DEBUG off, JSON access log, psycopg pool, Redis cache). wrk: 2 threads, "
         f"{CONNECTIONS} connections, {args.seconds} s per run, every request pre-built and sent "
         "once (fresh UUIDv7 and HMAC for the Points API). Each endpoint runs right after a "

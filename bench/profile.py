@@ -1,5 +1,5 @@
 """In-process profile of the partner endpoints: the same signed requests as `make bench`, sent
-through Django's WSGI handler (no network, no gunicorn), one at a time, on PostgreSQL with the
+through Django's WSGI handler (no network, no HTTP server), one at a time, on PostgreSQL with the
 production settings of `make serve`. Prints, per endpoint, the mean time per request, the SQL
 statements per request, the Python process's own CPU time per request (the rest is
 PostgreSQL, Redis and waiting), and where the time goes (pyinstrument), so a change can be measured
@@ -13,19 +13,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-os.environ.setdefault("BENCH_DB_NAME", "loyalty_profile")
-os.environ.setdefault("BENCH_NOOP_ENDPOINT", "1")
-os.environ.setdefault("PARTNER_THROTTLE_RATE", "100000000/min")
-os.environ.setdefault("STAMP_REMOVALS_PER_STAMP_PER_DAY", "100000000")
-os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")  # as `make serve` runs
-os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-os.environ.setdefault("DATABASE_POOL", "1")
-
+import common
 import load
 
 ENDPOINTS = ["noop", *load.ENDPOINTS]
@@ -66,9 +57,16 @@ def main() -> None:
     parser.add_argument("--html", help="write pyinstrument's HTML report to this directory")
     args = parser.parse_args()
 
-    load.recreate_database()
-    load.manage("migrate", "-v0")
-    load.manage("createcachetable")
+    common.configure(
+        os.environ.get("PROFILE_DB_NAME", "loyalty_profile"),
+        REDIS_URL="redis://127.0.0.1:6379/15",
+        BENCH_NOOP_ENDPOINT="1",
+        ALLOWED_HOSTS="127.0.0.1",  # as `make serve` runs
+        SECURE_SSL_REDIRECT="0",
+        DATABASE_POOL="1",
+        **common.UNTHROTTLED,
+    )
+    common.create_database()
     world = load.provision(args.customers)
 
     from django.core.wsgi import get_wsgi_application

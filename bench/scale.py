@@ -17,38 +17,17 @@ import datetime as dt
 import os
 import random
 import statistics
-import sys
 import time
 import tracemalloc
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = os.environ.get("SCALE_DB_NAME", "loyalty_scale")
-ADMIN_URL = os.environ.get(
-    "BENCH_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-)
-os.environ.update(
-    DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-    DEBUG="0",
-    DJANGO_SETTINGS_MODULE="loyalty.settings",
-    ALLOWED_HOSTS="testserver",
-    SECURE_SSL_REDIRECT="0",
-    LOG_LEVEL="WARNING",
-    ACCESS_LOG_LEVEL="WARNING",
-)
-sys.path.insert(0, str(ROOT))
+import common
+from common import ROOT
+
 PER_CUSTOMER = 100
 # The data spans the 90 days up to today, so the dashboard's 30-day window has its share.
 START = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START -= dt.timedelta(days=90)
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
 class Copier:
@@ -91,34 +70,14 @@ def history_row(obj: dict, when: dt.datetime, kind: str, operation: str, reason=
 
 
 def load(rows: int, seed: int = 7) -> dict:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
     from django.db import connection
 
     from accounts.models import Customer
-    from accounts.services import merchant_create, store_create
     from ledger.models import BalanceUpdate, PointTransaction, Stamp
     from ledger.roles import staff_create
-    from ledger.services import stamp_card_create
-    from loyalty.audit import Channel
-    from partners.services import partner_create
 
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable", verbosity=0)
-    actor, channel = None, Channel.COMMAND
-    merchant = merchant_create(actor=actor, channel=channel, name="Scale merchant")
-    stores = [
-        store_create(actor=actor, channel=channel, merchant=merchant, name=f"Store {i}")
-        for i in range(5)
-    ]
-    card = stamp_card_create(
-        actor=actor, channel=channel, merchant=merchant, name="Card", max_stamps=10
-    )
-    partner, _ = partner_create(
-        actor=actor, channel=channel, name="Scale partner", merchants=[merchant]
-    )
+    # The customers come by COPY below; the rest through the services.
+    world = common.provision("Scale", 0, stores=5, max_stamps=10)
     admin, _ = staff_create(username="scale-admin", role="admin", password=None)
 
     rng = random.Random(seed)
@@ -164,8 +123,8 @@ def load(rows: int, seed: int = 7) -> dict:
                 row = {
                     "id": bu_id,
                     "customer_id": c,
-                    "merchant_id": merchant.pk,
-                    "store_id": stores[bu_id % 5].pk,
+                    "merchant_id": world.merchant_id,
+                    "store_id": world.store_ids[bu_id % 5],
                     "type": "stamps",
                     "effect": "debit" if debit else "credit",
                     "amount": amount,
@@ -204,7 +163,7 @@ def load(rows: int, seed: int = 7) -> dict:
                 row = {
                     "id": pt_id,
                     "customer_id": c,
-                    "merchant_id": merchant.pk,
+                    "merchant_id": world.merchant_id,
                     "partner_transaction_id": f"bulk_{pt_id}",
                     "created": when,
                     "redemption_id": "",
@@ -217,13 +176,13 @@ def load(rows: int, seed: int = 7) -> dict:
                     kind, delta = "revert", -last_deduction["points"]
                     row.update(
                         reverts_id=last_deduction["id"],
-                        partner_id=partner.pk,
+                        partner_id=world.partner_id,
                         redemption_id=last_deduction["redemption_id"],
                     )
                     last_deduction = None
                 elif points >= 50 and rng.random() < 0.7:
                     kind, delta = "deduct", -rng.randint(1, 50)
-                    row.update(partner_id=partner.pk, redemption_id=f"r-{pt_id}")
+                    row.update(partner_id=world.partner_id, redemption_id=f"r-{pt_id}")
                 else:
                     kind, delta = "credit", rng.randint(50, 500)
                 points += delta
@@ -234,7 +193,7 @@ def load(rows: int, seed: int = 7) -> dict:
                 hist["pt"].write(history_row(row, when, "+", f"points_{kind}"))
             customer = {
                 "id": c,
-                "merchant_id": merchant.pk,
+                "merchant_id": world.merchant_id,
                 "email": f"c{c}@scale.example",
                 "member_id": f"S{c}",
                 "wallet_address": f"0x{c:040x}",
@@ -248,8 +207,8 @@ def load(rows: int, seed: int = 7) -> dict:
             hist["customer"].write(history_row(customer, created, "+", "customer_create"))
             stamp = {
                 "id": c,
-                "merchant_id": merchant.pk,
-                "card_id": card.pk,
+                "merchant_id": world.merchant_id,
+                "card_id": world.card_id,
                 "customer_id": c,
                 "count": c % 11,
                 "max_stamps": 10,
@@ -315,6 +274,8 @@ def csv_export(client, url: str) -> tuple[int, float, float, float]:
             tracemalloc.start()
         started = time.perf_counter()
         response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"the CSV export answered {response.status_code}: {url}")
         lines = 0
         for chunk in response.streaming_content:
             lines += chunk.count(b"\n")
@@ -332,10 +293,33 @@ def csv_export(client, url: str) -> tuple[int, float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="balance updates, and as many point transactions (at least 1,000: CI runs 20,000)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="renders of each page (CI checks them once)"
+    )
     parser.add_argument("--results", default=str(ROOT / "bench" / "RESULTS-scale.md"))
     args = parser.parse_args()
-    recreate_database()
+    if args.rows < 1000:
+        parser.error("--rows must be at least 1000")
+    common.configure(
+        os.environ.get("SCALE_DB_NAME", "loyalty_scale"),
+        ALLOWED_HOSTS="testserver",
+        SECURE_SSL_REDIRECT="0",
+        LOG_LEVEL="WARNING",
+        ACCESS_LOG_LEVEL="WARNING",
+    )
+    common.create_database()
+    from django.core.management import call_command
+
+    # The pages render with production settings, whose static files storage needs the
+    # manifest that collectstatic writes: without it every admin page is a 500 (a fresh
+    # clone has none). `make serve` collects into the same STATIC_ROOT.
+    call_command("collectstatic", interactive=False, verbosity=0)
     data = load(args.rows)
     print(
         f"loaded {data['balance_updates']} balance updates, {data['point_transactions']} "
@@ -347,10 +331,12 @@ def main() -> None:
     from ledger import reconcile
     from ledger.models import PointTransaction
 
-    client = Client()
+    # A page that fails answers its 500 as a server would, and the run fails at the end.
+    client = Client(raise_request_exception=False)
     client.force_login(data["admin"])
     busy = data["busy_customer"]
-    deduction = PointTransaction.objects.filter(kind="deduct").order_by("id")[500].pk
+    deductions = PointTransaction.objects.filter(kind="deduct").order_by("id")
+    deduction = deductions.values_list("pk", flat=True)[min(500, deductions.count() - 1)]
     # The audit log filters by whole days; point-transaction history spreads evenly over 90.
     per_day = data["point_transactions"] / 90
     window_start = (START + dt.timedelta(days=40)).date()
@@ -377,7 +363,7 @@ def main() -> None:
     ]
     rows = []
     for name, url in pages:
-        median, worst, status = timed(client, url)
+        median, worst, status = timed(client, url, max(1, args.repeats))
         rows.append((name, url, median, worst, status))
         print(f"{name:34} {median:8.1f} ms (max {worst:8.1f})  HTTP {status}", flush=True)
     since, until = window_start.isoformat(), window_end.isoformat()
@@ -398,26 +384,23 @@ def main() -> None:
     print(f"reconcile: {len(violations)} violations in {reconcile_seconds:.1f}s")
     write(
         Path(args.results),
+        args,
         data,
         rows,
         csv_result,
         (violations, reconcile_seconds),
     )
+    failed = [f"{name} ({url}): HTTP {status}" for name, url, _, _, status in rows if status != 200]
+    if failed:
+        raise SystemExit("pages that did not answer 200:\n  " + "\n  ".join(failed))
     if violations:
         raise SystemExit("reconcile found violations in the bulk-loaded data")
 
 
-def write(path: Path, data, rows, csv_result, reconcile_result) -> None:
-    import subprocess
-
+def write(path: Path, args, data, rows, csv_result, reconcile_result) -> None:
     from ledger.history import EXPORT_BATCH
 
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    commit = common.commit()
     csv_url, csv_rows, csv_seconds, csv_traced_seconds, csv_peak = csv_result
     violations, reconcile_seconds = reconcile_result
     lines = [
@@ -429,7 +412,8 @@ def write(path: Path, data, rows, csv_result, reconcile_result) -> None:
         f"Data: {data['customers']:,} customers, {data['balance_updates']:,} balance updates, "
         f"{data['point_transactions']:,} point transactions, {data['history_rows']:,} history "
         f"rows, bulk-loaded by COPY in {data['seconds']:.0f} s. Pages are rendered in-process by "
-        "Django's test client as a logged-in superuser (server time, no network), 5 times each.",
+        "Django's test client as a logged-in superuser (server time, no network), "
+        f"{max(1, args.repeats)} time(s) each.",
         "",
         "| page | median ms | max ms | HTTP | target < 300 ms |",
         "|---|---:|---:|---:|---|",

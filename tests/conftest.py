@@ -11,7 +11,7 @@ from partners.services import partner_create
 from tests import factories
 
 # Django's live server listens with a backlog of 10; the race tests open 30 connections at once
-# (gunicorn, which serves production, has a backlog of 2048).
+# (granian, which serves production, has a backlog of 2048).
 WSGIServer.request_queue_size = 128
 
 

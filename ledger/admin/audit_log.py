@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
@@ -46,43 +44,30 @@ class AuditLogFilterForm(forms.Form):
             self.add_error("until", "must not be before From")
         return cleaned
 
-    def filters(self) -> history.AuditFilters:
-        data = self.cleaned_data
 
-        def start_of(day: dt.date | None) -> dt.datetime | None:
-            if day is None:
-                return None
-            return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
-
-        until = data.get("until")
-        return history.AuditFilters(
-            since=start_of(data.get("since")),
-            until=start_of(until + dt.timedelta(days=1)) if until else None,
-            actor=data.get("actor", "").strip(),
-            channel=data.get("channel", ""),
-            model=data.get("model", ""),
-            merchant=data["merchant"].pk if data.get("merchant") else None,
-            q=data.get("q", "").strip(),
-        )
-
-
-def _filters_from(request) -> tuple[AuditLogFilterForm, history.AuditFilters | None]:
+def _query_from(
+    request,
+) -> tuple[AuditLogFilterForm, history.AuditFilters | None, history.Cursor | None]:
+    """The form, and the filters and cursor position (`history.audit_query`, the check the
+    staff API shares), or None and None with the errors on the form."""
     params = request.GET.copy()
-    params.pop("cursor", None)
+    cursor = params.pop("cursor", [""])[-1]
     form = AuditLogFilterForm(params)
-    return form, form.filters() if form.is_valid() else None
+    if not form.is_valid():
+        return form, None, None
+    merchant = form.cleaned_data.get("merchant")
+    try:
+        filters, position = history.audit_query(
+            {**form.cleaned_data, "merchant": merchant and merchant.pk, "cursor": cursor}
+        )
+    except history.InvalidQuery as exc:
+        for field, message in exc.errors.items():
+            form.add_error(field if field in form.fields else None, message)
+        return form, None, None
+    return form, filters, position
 
 
-def audit_log_view(request, site):
-    if not history.can_read_history(request.user):
-        raise PermissionDenied
-    form, filters = _filters_from(request)
-    cursor = history.Cursor.decode(request.GET.get("cursor", "")) or None
-    versions, next_cursor = (
-        history.audit_log_page(filters, limit=AUDIT_LOG_PAGE_SIZE, cursor=cursor)
-        if filters is not None
-        else ([], None)
-    )
+def _page(request, site, form, versions, next_cursor, cursor, status: int = 200):
     params = request.GET.copy()
     params.pop("cursor", None)
     next_url = None
@@ -100,16 +85,29 @@ def audit_log_view(request, site):
         + ("?" + params.urlencode() if params else ""),
     }
     request.current_app = site.name
-    return TemplateResponse(request, "admin/backoffice/audit_log.html", context)
+    return TemplateResponse(request, "admin/backoffice/audit_log.html", context, status=status)
+
+
+def audit_log_view(request, site):
+    if not history.can_read_history(request.user):
+        raise PermissionDenied
+    form, filters, cursor = _query_from(request)
+    if filters is None:  # the form shows why
+        return _page(request, site, form, [], None, None, status=400)
+    versions, next_cursor = history.audit_log_page(
+        filters, limit=AUDIT_LOG_PAGE_SIZE, cursor=cursor
+    )
+    return _page(request, site, form, versions, next_cursor, cursor)
 
 
 def audit_log_csv_view(request, site):
-    """The filtered audit log as CSV, streamed in keyset batches (constant memory)."""
+    """The filtered audit log as CSV, streamed in keyset batches (constant memory); with
+    filters it cannot run, the audit log page saying why (400)."""
     if not history.can_read_history(request.user):
         raise PermissionDenied
-    _form, filters = _filters_from(request)
+    form, filters, _cursor = _query_from(request)
     if filters is None:
-        filters = history.AuditFilters(since=timezone.now())  # invalid filters: headers only
+        return _page(request, site, form, [], None, None, status=400)
     response = StreamingHttpResponse(
         history.audit_log_csv(filters), content_type="text/csv; charset=utf-8"
     )

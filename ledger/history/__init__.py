@@ -6,8 +6,9 @@ never shows: the values of the fields a model declares in `history_redacted_fiel
 partner's credentials), masked by every reader here, so every consumer inherits it.
 
 By concern: `versions` (what a version and a change are, the diff and its redaction),
-`objects` (one object's history), `audit_log` (every table merged, by cursor), `export`
-(the streamed CSV), `loader` (reading timestamps in C), `access` (who may read it all).
+`objects` (one object's history), `audit_log` (every table merged, by cursor), `query` (the
+filters and cursor both surfaces accept), `export` (the streamed CSV), `loader` (reading
+timestamps in C), `access` (who may read it all).
 """
 
 from ledger.history.access import HISTORY_PERMISSIONS, can_read_history
@@ -20,6 +21,7 @@ from ledger.history.audit_log import (
 )
 from ledger.history.export import CSV_COLUMNS, audit_log_csv
 from ledger.history.objects import iter_object_history, object_history, object_history_page
+from ledger.history.query import InvalidQuery, audit_query
 from ledger.history.versions import (
     AUDITED_MODELS,
     REDACTED,
@@ -40,10 +42,12 @@ __all__ = [
     "AuditFilters",
     "Change",
     "Cursor",
+    "InvalidQuery",
     "Version",
     "actor_label",
     "audit_log_csv",
     "audit_log_page",
+    "audit_query",
     "can_read_history",
     "iter_audit_log",
     "iter_object_history",

@@ -69,7 +69,11 @@ class Cursor:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             date, model, history_id = json.loads(raw)
             moment = parse_datetime(date)
-            if moment is None or model not in AUDITED_MODELS or not isinstance(history_id, int):
+            # The audit log issues UTC instants; any other offset is a forged cursor (and
+            # PostgreSQL refuses those beyond +/-15:59).
+            if moment is None or moment.utcoffset() != dt.timedelta(0):
+                return None
+            if model not in AUDITED_MODELS or type(history_id) is not int:
                 return None
             return cls(moment, model, history_id)
         except (ValueError, TypeError, RecursionError):

@@ -26,6 +26,7 @@ from ledger.history.audit_log import (
     _table_batches,
 )
 from ledger.history.versions import _diff, _field_labels, _fields, _plain, redacted_fields
+from loyalty.spreadsheet import safe_cell
 
 CSV_COLUMNS = [
     "history_date",
@@ -40,11 +41,6 @@ CSV_COLUMNS = [
     "request_id",
     "changes",
 ]
-
-
-def _text_cell(value: str) -> str:
-    # Free text that a spreadsheet would run as a formula is quoted (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 _JSON = json.JSONEncoder(default=str)  # what json.dumps(..., default=str) makes each time
@@ -131,7 +127,7 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
     redacted = redacted_fields(model)
     meta = len(_meta_columns())
     id_at = meta + fields.index("id")
-    cell, text = _csv_cell, _text_cell
+    cell, text = _csv_cell, safe_cell
     lines = []
     for row in rows:
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
@@ -144,18 +140,21 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
             )
         else:
             changes = _changes_json(row[meta:-1], previous.get(row[-1]), heads)
+        # Every text cell goes through `safe_cell` (formula injection). Not: the timestamp
+        # and the ids, digits first; history_type, one of the codes + ~ - (alone, none is a
+        # formula); the changes, JSON that starts with "[".
         line = ",".join(
             (
                 date.isoformat(),  # digits, "-", ":", "T", "." and "+": never quoted
-                label,
+                text(label),
                 str(row[id_at]),
                 str(hid),
                 cell(kind),
                 cell(text(_actor(user_id, username, partner))),
-                cell(channel),
-                cell(operation),
+                cell(text(channel)),
+                cell(text(operation)),
                 cell(text(reason or "")),
-                cell(request_id),
+                cell(text(request_id)),
                 cell(changes),
             )
         )

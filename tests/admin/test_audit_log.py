@@ -1,5 +1,6 @@
 """The audit log page, its filters and cursor, the streamed CSV, and the dashboard."""
 
+import base64
 import csv
 import datetime as dt
 import io
@@ -205,3 +206,51 @@ def test_dashboard_ignores_corrections_older_than_its_window(activity):
     later = timezone.now() + dt.timedelta(days=45)
     data = dashboard.build(now=later)
     assert sum(data.totals.values()) == 0 and data.top_actors == [] and data.settlement == []
+
+
+def _cursor(moment: str, model: str = "customer", history_id: int = 1) -> str:
+    raw = json.dumps([moment, model, history_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+OUT_OF_RANGE = [
+    # until is inclusive: its end, 10000-01-01, is past what Python's datetime holds.
+    ({"since": "9999-12-31", "until": "9999-12-31"}, "until"),
+    ({"until": "9999-12-31"}, "until"),
+]
+
+
+@pytest.mark.parametrize("path", ["/admin/audit-log/", "/admin/audit-log.csv"])
+@pytest.mark.parametrize(("params", "field"), OUT_OF_RANGE)
+def test_audit_log_refuses_dates_out_of_range_with_a_400_in_the_admin(
+    activity, auditor_client, path, params, field
+):
+    response = auditor_client.get(path, params)
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert 'id="site-name"' in html  # the admin's layout, not a bare error page
+    assert "Enter a date before 9999-12-31." in html
+    assert response.context["form"].errors[field] == ["Enter a date before 9999-12-31."]
+
+
+@pytest.mark.parametrize("path", ["/admin/audit-log/", "/admin/audit-log.csv"])
+@pytest.mark.parametrize("offset", ["+23:59", "-17:26", "+01:00"])
+def test_audit_log_refuses_a_cursor_it_did_not_issue_with_a_400(
+    activity, auditor_client, path, offset
+):
+    # The page's cursors carry UTC instants; PostgreSQL cannot even hold a +23:59 offset.
+    cursor = _cursor(f"2026-01-01T00:00:00{offset}")
+    response = auditor_client.get(path, {"cursor": cursor})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="site-name"' in html and "Invalid cursor." in html
+    assert response.context["versions"] == []
+
+
+def test_audit_log_follows_the_cursors_it_issues(activity, auditor_client, monkeypatch):
+    monkeypatch.setattr("ledger.admin.audit_log.AUDIT_LOG_PAGE_SIZE", 2)
+    first = auditor_client.get("/admin/audit-log/")
+    nxt = first.context["next_url"]
+    second = auditor_client.get(f"/admin/audit-log/{nxt}")
+    assert second.status_code == 200 and len(second.context["versions"]) == 2

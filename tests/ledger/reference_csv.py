@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from ledger.history.export import CSV_COLUMNS, _text_cell
+from ledger.history.export import CSV_COLUMNS
 from ledger.history.versions import Version
+from loyalty.spreadsheet import safe_cell
 
 
 def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
@@ -16,15 +17,15 @@ def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
     for v in versions:
         yield [
             v.history_date.isoformat(),
-            v.model,
+            safe_cell(v.model),
             str(v.object_id),
             str(v.history_id),
             v.history_type,
-            _text_cell(v.actor),
-            v.channel,
-            v.operation,
-            _text_cell(v.reason),
-            v.request_id,
+            safe_cell(v.actor),
+            safe_cell(v.channel),
+            safe_cell(v.operation),
+            safe_cell(v.reason),
+            safe_cell(v.request_id),
             json.dumps(
                 [{"field": c.field, "old": c.old, "new": c.new} for c in v.changes], default=str
             ),
