@@ -1,6 +1,6 @@
-"""Load benchmark: `make serve` (granian) + PostgreSQL on this machine, signed requests built ahead of time
-and replayed by wrk, each endpoint beside a no-op DRF endpoint served by the same server in
-the same run. After every run the ledger is reconciled. Writes bench/RESULTS.md.
+"""Load benchmark: `make serve` (granian) + PostgreSQL on this machine, signed requests built
+ahead of time and replayed by wrk, each endpoint beside a no-op DRF endpoint served by the
+same server in the same run. After every run the ledger is reconciled. Writes bench/RESULTS.md.
 
     make bench                      # or: .venv/bin/python bench/load.py --seconds 10
 """

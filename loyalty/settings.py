@@ -50,7 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "knox",  # before accounts, whose admin replaces knox's token page
+    "knox",  # staff API tokens, stored as digests (accounts.tokens); page: ledger.admin.tokens
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",

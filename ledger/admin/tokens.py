@@ -5,11 +5,14 @@ a flash message (kept in the session or a cookie). Here tokens are only listed a
 (deleted); `manage.py issue_token` issues them.
 """
 
+# knox's admin module registers knox's page when it is first imported. Autodiscovery reaches
+# it only after the back-office site has imported this package, so import it here first:
+# then this page replaces it whatever the order, and autodiscovery later finds it done.
+import knox.admin  # noqa: F401
 from django.contrib import admin
 from knox.models import AuthToken
 
-if admin.site.is_registered(AuthToken):
-    admin.site.unregister(AuthToken)
+admin.site.unregister(AuthToken)
 
 
 @admin.register(AuthToken)
