@@ -1,4 +1,4 @@
-"""Ledger reconciliation: every invariant of DESIGN.md checked over all data, in set-based SQL.
+"""Ledger reconciliation: every ledger invariant (README) checked over all data, in set-based SQL.
 
 Each check is one query that returns only the offending rows, so the cost is a few scans
 of each table whatever its size. The SQL is portable between PostgreSQL and SQLite.

@@ -1,4 +1,4 @@
-"""Idempotency-Key for DRF views (CONTRACT.md section 4).
+"""Idempotency-Key for DRF views (README, wire reference: Idempotency-Key).
 
 The first request with a key runs; a successful response is stored in the same transaction
 as the ledger change, so a crash leaves neither. A repeat with the same method, path and body

@@ -235,7 +235,7 @@ CONTENT_SECURITY_POLICY = {
 # Request bodies above 64 KiB are refused (413 in each API family's shape).
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
-# Business limits (CONTRACT.md).
+# Business limits (README, wire reference).
 STAMP_REMOVALS_PER_STAMP_PER_DAY = env_int("STAMP_REMOVALS_PER_STAMP_PER_DAY", 10)
 PARTNER_THROTTLE_RATE = os.environ.get("PARTNER_THROTTLE_RATE", "6000/min")
 STAFF_API_THROTTLE_RATE = os.environ.get("STAFF_API_THROTTLE_RATE", "1200/min")

@@ -1,4 +1,4 @@
-"""Staff REST API (/api/v1/): resource viewsets, history, audit log (CONTRACT.md section 5)."""
+"""Staff REST API (/api/v1/): resource viewsets, history, audit log (README: Staff API)."""
 
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter

@@ -1,7 +1,7 @@
 """Staff REST API viewsets (/api/v1/): reads, creates, corrections with preview and
 Idempotency-Key, per-object history and the audit log.
 
-Views only parse input, call a service and render its result (STYLE.md). Staff see every
+Views only parse input, call a service and render its result. Staff see every
 merchant, so the querysets are not scoped further; authorization is per action, by Django
 permission (see `required_permissions`).
 """

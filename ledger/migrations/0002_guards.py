@@ -1,5 +1,5 @@
 """PostgreSQL triggers: ledger rows are never deleted and their amounts and owners never
-edited; history rows are never updated or deleted (DESIGN.md, invariant 4)."""
+edited; history rows are never updated or deleted (the README's ledger invariant 4)."""
 
 from django.db import migrations
 

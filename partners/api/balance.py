@@ -1,4 +1,4 @@
-"""Balance API, wire-compatible with Stamps' /api/balances/* (CONTRACT.md section 2).
+"""Balance API, wire-compatible with Stamps' /api/balances/* (README, wire reference).
 
 Success: {"customer": {id, balance, status}, "balance_update": {id, amount, type, status,
 created}}. Errors: {"detail", "error_message", "error_code", "errors"} with HTTP 400 (404 for

@@ -1,4 +1,4 @@
-"""Input fields of the partner APIs, with the contract's rules (CONTRACT.md, "General rules")."""
+"""Input fields of the partner APIs, with the general rules of the README's wire reference."""
 
 from __future__ import annotations
 

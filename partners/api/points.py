@@ -1,4 +1,4 @@
-"""Points API, wire-compatible with the YGG Redeem partner API (CONTRACT.md section 3).
+"""Points API, wire-compatible with the YGG Redeem partner API (README, wire reference).
 
 Requests are HMAC-signed (partners.authentication.HMACAuthentication); every HTTP 200 answer
 is signed back in X-API-SIGNATURE over the request's method, path and X-API-REQUEST and the

@@ -1,4 +1,4 @@
-"""Stamp API, wire-compatible with Vivoldi's /api/stamp/v1/* (CONTRACT.md section 1).
+"""Stamp API, wire-compatible with Vivoldi's /api/stamp/v1/* (README, wire reference).
 
 Every answer is the envelope {"code", "message", "result"}: code 0 is success; a business
 refusal is HTTP 200 with the contract's code; invalid input is HTTP 400 with code 400.

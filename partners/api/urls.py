@@ -1,4 +1,4 @@
-"""The three wire-compatible partner APIs, at the public APIs' own paths (CONTRACT.md 1-3)."""
+"""The three wire-compatible partner APIs, at the public APIs' own paths (see the README)."""
 
 from django.urls import path
 

@@ -1,4 +1,4 @@
-"""The provisioning commands of CONTRACT.md section 6, through call_command."""
+"""The provisioning commands of the README's wire reference, through call_command."""
 
 import json
 from io import StringIO

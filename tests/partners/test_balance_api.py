@@ -1,4 +1,4 @@
-"""Balance API (CONTRACT.md section 2), through real HTTP with `Authorization: Token`."""
+"""Balance API (README, wire reference), through real HTTP with `Authorization: Token`."""
 
 import pytest
 from django.test import Client

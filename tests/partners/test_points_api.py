@@ -1,4 +1,4 @@
-"""Points API (CONTRACT.md section 3) with real HMAC signatures both ways."""
+"""Points API (README, wire reference) with real HMAC signatures both ways."""
 
 import datetime as dt
 import json

@@ -1,4 +1,4 @@
-"""Stamp API (CONTRACT.md section 1), through real HTTP with `Authorization: APIKey`."""
+"""Stamp API (README, wire reference), through real HTTP with `Authorization: APIKey`."""
 
 import datetime as dt
 
