@@ -10,6 +10,9 @@ the attempt produces, so each logical operation can be matched to exactly the ro
   at most one,
 - and `reconcile` passes (no balance below zero, every cached value equal to its ledger).
 
+One script on purpose (a little over 400 lines): the clients, the chaos and the audit of the
+books are read together; the shared set-up lives in bench/common.py.
+
 Clients retry a failed attempt with the same Idempotency-Key (and, for deductions, the same
 redemption id), as a careful integrator would.
 

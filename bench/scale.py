@@ -8,6 +8,9 @@ one deduction per redemption, reverts matching their deduction, cached balances 
 equal to the ledger and to each customer's latest history row.
 
     make bench-scale                  # or: .venv/bin/python bench/scale.py --rows 1000000
+
+One script on purpose (a little over 400 lines): the COPY loader and the timings share the
+shape of the data; the shared set-up lives in bench/common.py.
 """
 
 from __future__ import annotations

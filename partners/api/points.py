@@ -5,6 +5,9 @@ is signed back in X-API-SIGNATURE over the request's method, path and X-API-REQU
 body exactly as sent (canonical JSON). Errors: {"success": false, "errorCode",
 "errorMessage"} with the contract's HTTP status, or 200 for credentials set to
 "errors as HTTP 200".
+
+Its four endpoints and their input serializers stay together (a little over 400 lines): they
+share the signed-response path and the deduction look-ups, which splitting would scatter.
 """
 
 from __future__ import annotations
