@@ -72,7 +72,7 @@ def test_api_answers_carry_the_policy(client, path):
 def test_the_dashboard_uses_no_inline_style_attribute(client):
     from django.test import Client
 
-    from accounts.services import staff_create
+    from ledger.roles import staff_create
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     user = staff_create(username="root-1", role="admin")[0]

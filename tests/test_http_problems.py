@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
+from accounts import tokens
 from accounts.models import Customer
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
 from partners import signing
@@ -69,7 +69,7 @@ def staff_message(payload) -> str:
 def _staff(world) -> Family:
     from django.test import Client
 
-    token = Token.objects.get_or_create(user=world["support"])[0].key
+    token = tokens.issue(world["support"])[0]
     client = Client()
     path = f"/api/v1/customers/{world['customer'].pk}/adjust-balance/"
 

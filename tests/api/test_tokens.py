@@ -100,7 +100,7 @@ def test_issue_token_refuses_unknown_and_non_staff_users(partner):
 
 
 def test_the_tokens_admin_page_never_shows_a_token(support, settings):
-    from accounts.services import staff_create
+    from ledger.roles import staff_create
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     root, root_key = staff_create(username="root-1", role="admin")
