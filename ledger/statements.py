@@ -127,8 +127,8 @@ def _move_sql(model, customers, column: str, after: str):
         f"customer_history AS ({customer_history}), "
         f"entry_history AS ({entry_history}), "
         f"event AS ({event_insert}) "
-        f"SELECT {', '.join('entry.' + _qn(f.column) for f in model._meta.concrete_fields)} "
-        "FROM entry"
+        f"SELECT {', '.join('entry.' + _qn(f.column) for f in model._meta.concrete_fields)}, "
+        f"customer.{sequence} FROM entry, customer"
     )
     inserted = tuple(f for f in entry_fields if f.attname != after)
     return sql, inserted, customer_keys + entry_keys, event_keys
@@ -171,8 +171,9 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str, 
     (unsaved) with `<after>` set to the new value; both with their history rows, and the
     event of the move (its data with `original`, when given).
 
-    Returns the saved entry, with `customer.<column>` updated in memory, or None when the
-    move would go below zero (and nothing was written). Call inside `audited()`.
+    Returns the saved entry, with `customer.<column>` and `customer.event_sequence` updated
+    in memory, or None when the move would go below zero (and nothing was written). Call
+    inside `audited()`.
     """
     model = type(entry)
     sql, inserted, attribution_keys, event_keys = _move_sql(model, type(customer), column, after)
@@ -193,6 +194,7 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str, 
         row = cursor.fetchone()
     if row is None:
         return None
-    saved = rows.instance(model, row)
+    saved = rows.instance(model, row[:-1])
     setattr(customer, column, getattr(saved, after))
+    customer.event_sequence = row[-1]
     return saved

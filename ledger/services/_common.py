@@ -99,4 +99,5 @@ def _append(
         data=events.entry_data(entry, now + delta, original=original),
     )
     setattr(customer, column, now + delta)
+    customer.event_sequence = locked.event_sequence
     return entry
