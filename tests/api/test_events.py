@@ -268,3 +268,61 @@ def test_twenty_threads_on_five_customers_gap_free_and_each_event_once(partner, 
     everything = list(Event.objects.values_list("event_id", flat=True))
     assert sorted(seen) == sorted(everything)  # the reader that raced the writers
     assert len(seen) == len(set(seen))
+
+
+# --- events of the staff API's corrections ---------------------------------------------------
+
+
+def staff_events(customer) -> list[Event]:
+    return list(
+        Event.objects.filter(customer=customer, channel="staff-api").order_by("customer_sequence")
+    )
+
+
+def test_staff_api_corrections_emit_their_events_with_actor_and_reason(api_support, world):
+    customer, stamp = world["customer"], world["stamp"]
+    credit = customer.balance_updates.get(effect="credit")
+    calls = [
+        (f"stamps/{stamp.pk}/deduct/", {"reason": "double scan"}),
+        (f"balance-updates/{credit.pk}/cancel/", {"reason": "wrong customer"}),
+        (f"point-transactions/{world['deduction'].pk}/revert/", {"reason": "partner asked"}),
+        (f"customers/{customer.pk}/adjust-balance/", {"amount": 5, "reason": "goodwill"}),
+        (f"customers/{customer.pk}/adjust-points/", {"amount": -3, "reason": "typo fix"}),
+    ]
+    for path, body in calls:
+        assert api_support.post(path, body).status_code == 200, path
+    events = staff_events(customer)
+    assert [(e.type, e.reason) for e in events] == [
+        ("stamp.removed", "double scan"),
+        ("balance.canceled", "wrong customer"),
+        ("points.reverted", "partner asked"),
+        ("balance.adjusted", "goodwill"),
+        ("points.adjusted", "typo fix"),
+    ]
+    assert {(e.actor_type, e.actor_name) for e in events} == {("staff", "support-1")}
+    assert all(e.request_id for e in events)
+    canceled, reverted = events[1], events[2]
+    assert canceled.data["original"]["status"] == "Success"
+    assert canceled.data["balance_update"]["status"] == "Canceled"
+    assert reverted.data["original"]["id"] == world["deduction"].pk
+    sequences = list(
+        Event.objects.filter(customer=customer)
+        .order_by("customer_sequence")
+        .values_list("customer_sequence", flat=True)
+    )
+    assert sequences == list(range(1, len(sequences) + 1))
+
+
+def test_staff_api_previews_refusals_and_replays_emit_nothing(api_support, world):
+    customer = world["customer"]
+    before = Event.objects.count()
+    path = f"customers/{customer.pk}/adjust-points/"
+    preview = api_support.post(path, {"amount": 5, "reason": "peek", "preview": True})
+    assert (preview.status_code, preview["Preview"]) == (200, "true")
+    refused = api_support.post(path, {"amount": -(10**6), "reason": "too much"})
+    assert refused.status_code == 409
+    assert Event.objects.count() == before
+    key = {"Idempotency-Key": "adjust-1"}
+    assert api_support.post(path, {"amount": 5, "reason": "once"}, headers=key).status_code == 200
+    assert api_support.post(path, {"amount": 5, "reason": "once"}, headers=key).status_code == 200
+    assert Event.objects.count() == before + 1
