@@ -60,3 +60,12 @@ def test_every_admin_correction_emits_its_event(support_client, card, customer, 
     assert adjusted.data["balance_update"]["amount"] == 7
     assert points.data["point_transaction"]["points"] == -2
     assert points.customer_sequence == Customer.objects.get(pk=customer.pk).event_sequence
+
+
+def test_the_customer_page_shows_its_latest_events_read_only(auditor_client, customer):
+    fund(customer, points=5)
+    event = Event.objects.get(customer=customer)
+    page = auditor_client.get(f"/admin/accounts/customer/{customer.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Latest events" in html and event.event_id in html and "points.credited" in html
