@@ -154,7 +154,7 @@ def load(rows: int, seed: int = 7) -> dict:
                             row,
                             when + dt.timedelta(hours=1),
                             "~",
-                            "balance_cancel",
+                            "balance_update_cancel",
                             "bulk correction",
                         )
                     )

@@ -46,8 +46,9 @@ GROUP_PERMISSIONS = {
         "accounts.add_customer",
         "accounts.change_customer",
         "ledger.add_stampcard",
+        "ledger.view_event",
     ],
-    AUDITOR: [*VIEW_EVERYTHING],
+    AUDITOR: [*VIEW_EVERYTHING, "ledger.view_event"],
 }
 
 

@@ -12,7 +12,7 @@ from django.test import Client
 from accounts import tokens
 from accounts.models import Customer
 from ledger import history, services
-from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.models import BalanceUpdate, Event, PointTransaction, Stamp, StampCard
 from ledger.roles import staff_create
 from loyalty.audit import Channel
 from loyalty.models import IdempotencyKey
@@ -162,4 +162,5 @@ def ledger_snapshot() -> dict:
         "point_transactions": list(PointTransaction.objects.order_by("id").values_list("id")),
         "stamp_cards": list(StampCard.objects.order_by("id").values_list("id")),
         "idempotency_keys": IdempotencyKey.objects.count(),
+        "events": Event.objects.count(),
     }
