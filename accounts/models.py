@@ -83,9 +83,12 @@ class Customer(models.Model):
     status = models.CharField(max_length=40, default="Blue", help_text="Membership tier text.")
     balance = models.BigIntegerField(default=0, editable=False)
     points = models.BigIntegerField(default=0, editable=False)
+    # How many ledger events the customer has had: the last event's customer_sequence.
+    # Incremented under the row lock of every move; not history (it is the events' count).
+    event_sequence = models.BigIntegerField(default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
-    history = audit_history(version_index=True)
+    history = audit_history(version_index=True, excluded_fields=["event_sequence"])
 
     class Meta:
         ordering = ["id"]

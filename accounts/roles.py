@@ -35,8 +35,9 @@ GROUP_PERMISSIONS = {
         "accounts.add_customer",
         "accounts.change_customer",
         "ledger.add_stampcard",
+        "ledger.view_event",
     ],
-    AUDITOR: [*VIEW_EVERYTHING],
+    AUDITOR: [*VIEW_EVERYTHING, "ledger.view_event"],
 }
 
 
@@ -56,7 +57,11 @@ def sync_roles(apps, schema_editor=None) -> None:
         wanted = []
         for perm in perms:
             app_label, codename = perm.split(".")
-            wanted.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            # A permission of a model that a later migration creates (ledger.view_event):
+            # that migration grants it.
+            if permission is not None:
+                wanted.append(permission)
         group.permissions.set(wanted)

@@ -259,3 +259,58 @@ class PointTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk} ({self.points:+d})"
+
+
+class Event(models.Model):
+    """One committed change of value, as the outside world hears of it (the outbox).
+
+    Written by the service in the transaction of its change, so it exists if and only if the
+    change committed. `txid` is the writing transaction's id (`pg_current_xact_id()`, set by a
+    trigger on PostgreSQL, null on SQLite): the feed hands out only events of transactions
+    older than every one still in flight, ordered by (txid, id), so a cursor never passes an
+    event that commits later. `customer_sequence` counts the customer's ledger events 1, 2,
+    3, ... in commit order (taken from `Customer.event_sequence` under its row lock).
+    """
+
+    class ActorType(models.TextChoices):
+        STAFF = "staff", "Staff"
+        PARTNER = "partner", "Partner"
+        SYSTEM = "system", "System"
+
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.CharField(max_length=40, unique=True)
+    type = models.CharField(max_length=40)
+    created = models.DateTimeField()
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    customer_sequence = models.BigIntegerField(null=True, blank=True)
+    actor_type = models.CharField(max_length=8, choices=ActorType.choices)
+    actor_name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=16)
+    reason = models.TextField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, null=True, blank=True)
+    data = models.JSONField()
+    txid = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["txid", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "customer_sequence"], name="event_one_per_customer_sequence"
+            ),
+            models.CheckConstraint(
+                condition=Q(customer__isnull=True, customer_sequence__isnull=True)
+                | Q(customer__isnull=False, customer_sequence__gte=1),
+                name="event_sequence_iff_customer",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["txid", "id"], name="event_feed"),
+            models.Index(fields=["merchant", "txid", "id"], name="event_merchant_feed"),
+            models.Index(fields=["type", "txid", "id"], name="event_type_feed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
