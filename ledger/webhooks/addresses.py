@@ -101,27 +101,19 @@ def safe_addresses(host: str, port: int) -> list[str]:
 
 
 def validate_url(url: str) -> str:
-    """Check a URL when an endpoint is saved: http(s), a host, no refused address.
-
-    A name is resolved now too; a name that does not resolve (yet) is accepted, since every
-    delivery resolves and checks it again."""
+    """Check a URL when an endpoint is saved: http(s), a host, no refused address literal
+    and no `localhost` name. Other names are not resolved here (no DNS in a request): every
+    delivery resolves and checks them."""
     if not isinstance(url, str) or len(url) > 2000:
         raise InvalidInput("url", "a URL of at most 2000 characters is required")
-    _scheme, host, port = split_url(url)
+    _scheme, host, _port = split_url(url)
     if allow_private():
         return url
+    if host == "localhost" or host.endswith(".localhost"):
+        raise InvalidInput("url", f"{host} is a loopback address")
     literal = _literal(host)
     if literal is not None:
         reason = refused_reason(literal)
         if reason:
             raise InvalidInput("url", f"{host} is {reason}")
-        return url
-    try:
-        addresses = resolve(host, port)
-    except (OSError, UnicodeError):
-        return url
-    for address in addresses:
-        reason = refused_reason(ipaddress.ip_address(address.split("%", 1)[0]))
-        if reason:
-            raise InvalidInput("url", f"{host} resolves to {address}: {reason}")
     return url

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ledger.models import Event
 from ledger.webhooks import services
+from ledger.webhooks.models import WebhookDelivery
 
 _sequences: dict[int, itertools.count] = {}
 
@@ -35,6 +36,25 @@ def make_event(merchant, customer=None, type_="balance.credited", **data) -> Eve
         channel="command",
         data=data or {"n": 1},
     )
+
+
+def webhook_world(merchant, customer) -> dict:
+    """An endpoint with one failed delivery, for tests that aim at existing objects."""
+    endpoint, _secret = services.endpoint_create(
+        merchant_id=merchant.pk, url="https://hooks.example.com/in", event_types=["*"]
+    )
+    event = make_event(merchant, customer)
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        event=event,
+        customer=customer,
+        customer_sequence=event.customer_sequence,
+        event_type=event.type,
+        status=WebhookDelivery.Status.FAILED,
+        attempts=1,
+        next_attempt_at=timezone.now(),
+    )
+    return {"webhook_endpoint": endpoint, "webhook_delivery": delivery}
 
 
 class Receiver:
