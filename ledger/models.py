@@ -289,8 +289,9 @@ class Event(models.Model):
     actor_type = models.CharField(max_length=8, choices=ActorType.choices)
     actor_name = models.CharField(max_length=200)
     channel = models.CharField(max_length=16)
-    reason = models.TextField(null=True, blank=True)
-    request_id = models.CharField(max_length=64, null=True, blank=True)
+    # Null, not "", when there is none: the wire says null and the columns say it too.
+    reason = models.TextField(null=True, blank=True)  # noqa: DJ001
+    request_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     data = models.JSONField()
     txid = models.BigIntegerField(null=True, blank=True, editable=False)
 

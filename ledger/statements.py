@@ -10,8 +10,13 @@ data-modifying CTE, one round trip:
          entry    AS (INSERT INTO ledger row SELECT ..., customer.points FROM customer
                       RETURNING *),
          customer_history AS (INSERT INTO historical customer SELECT ... FROM customer),
-         entry_history    AS (INSERT INTO historical entry SELECT ... FROM entry)
+         entry_history    AS (INSERT INTO historical entry SELECT ... FROM entry),
+         event            AS (INSERT INTO event SELECT ..., customer.event_sequence,
+                              jsonb_build_object(... entry ...) FROM customer, entry)
     SELECT * FROM entry
+
+The same UPDATE counts the customer's event (`event_sequence + 1`), and the event row (the
+outbox, ledger.events) is written by the same statement, so it exists iff the move committed.
 
 The conditional UPDATE takes the customer's row lock and re-checks its condition on the
 newest row version when it had to wait (READ COMMITTED), so concurrent moves serialise on
@@ -26,11 +31,14 @@ ORM path and this one side by side and compares every column they leave.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 from django.db import connection, models
 from django.utils import timezone
 
+from ledger import events
+from ledger.models import Event
 from loyalty import rows
 from loyalty.audit import UnattributedChange, current
 from loyalty.request_id import current_request_id
@@ -105,43 +113,88 @@ def _move_sql(model, customers, column: str, after: str):
     ]
     customer_history, customer_keys = _history_insert(customers, "customer", "~")
     entry_history, entry_keys = _history_insert(model, "entry", "+")
+    event_insert, event_keys = _event_insert(model)
     column_sql = _qn(column)
+    sequence = _qn(customers._meta.get_field("event_sequence").column)
     sql = (
         f"WITH customer AS (UPDATE {_qn(customers._meta.db_table)} "  # noqa: S608
-        f"SET {column_sql} = {column_sql} + %s "
+        f"SET {column_sql} = {column_sql} + %s, {sequence} = {sequence} + 1 "
         f"WHERE {_qn(customers._meta.pk.column)} = %s AND {column_sql} + %s >= 0 "
         "RETURNING *), "
         f"entry AS (INSERT INTO {_qn(model._meta.db_table)} "
         f"({', '.join(_qn(f.column) for f in entry_fields)}) "
         f"SELECT {', '.join(insert_values)} FROM customer RETURNING *), "
         f"customer_history AS ({customer_history}), "
-        f"entry_history AS ({entry_history}) "
-        f"SELECT {', '.join('entry.' + _qn(f.column) for f in model._meta.concrete_fields)} "
-        "FROM entry"
+        f"entry_history AS ({entry_history}), "
+        f"event AS ({event_insert}) "
+        f"SELECT {', '.join('entry.' + _qn(f.column) for f in model._meta.concrete_fields)}, "
+        f"customer.{sequence} FROM entry, customer"
     )
     inserted = tuple(f for f in entry_fields if f.attname != after)
-    return sql, inserted, customer_keys + entry_keys
+    return sql, inserted, customer_keys + entry_keys, event_keys
 
 
-def move(*, customer, column: str, delta: int, entry: models.Model, after: str):
+# Event columns taken from the move's customer row; `data` is built from the entry, `txid`
+# by the table's trigger, the rest are parameters (ledger.events.attribution and identity).
+_EVENT_FROM_CUSTOMER = {
+    "merchant_id": "merchant_id",
+    "customer_id": "id",
+    "customer_sequence": "event_sequence",
+}
+
+
+def _event_insert(model) -> tuple[str, tuple[str, ...]]:
+    """`INSERT INTO <event> (...) SELECT ... FROM customer, entry` and its parameter keys."""
+    columns, values, keys = [], [], []
+    for field in Event._meta.concrete_fields:
+        if field.primary_key or field.attname == "txid":
+            continue
+        columns.append(_qn(field.column))
+        if field.attname in _EVENT_FROM_CUSTOMER:
+            values.append(f"customer.{_qn(_EVENT_FROM_CUSTOMER[field.attname])}")
+        elif field.attname == "data":
+            # `original` (a revert's deduction) comes from Python as a jsonb object.
+            values.append(f"{events.entry_sql(model, 'entry', 'customer')} || CAST(%s AS jsonb)")
+            keys.append("extra_data")
+        else:
+            values.append(_cast(field))
+            keys.append(field.attname)
+    sql = (
+        f"INSERT INTO {_qn(Event._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM customer, entry"
+    )
+    return sql, tuple(keys)
+
+
+def move(*, customer, column: str, delta: int, entry: models.Model, after: str, original=None):
     """Add `delta` to `customer.<column>` unless it would go below zero, and insert `entry`
-    (unsaved) with `<after>` set to the new value; both with their history rows.
+    (unsaved) with `<after>` set to the new value; both with their history rows, and the
+    event of the move (its data with `original`, when given).
 
-    Returns the saved entry, with `customer.<column>` updated in memory, or None when the
-    move would go below zero (and nothing was written). Call inside `audited()`.
+    Returns the saved entry, with `customer.<column>` and `customer.event_sequence` updated
+    in memory, or None when the move would go below zero (and nothing was written). Call
+    inside `audited()`.
     """
     model = type(entry)
-    sql, inserted, attribution_keys = _move_sql(model, type(customer), column, after)
+    sql, inserted, attribution_keys, event_keys = _move_sql(model, type(customer), column, after)
     attribution = _attribution()
     params = [delta, customer.pk, delta]
     # The entry's values exactly as Django's INSERT would prepare them.
     params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in inserted]
     params += [attribution[key] for key in attribution_keys]
+    event = {
+        **events.attribution(),
+        "event_id": events.new_event_id(),
+        "created": attribution["history_date"],
+        "extra_data": json.dumps({"original": original} if original is not None else {}),
+    }
+    params += [event[key] for key in event_keys]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    saved = rows.instance(model, row)
+    saved = rows.instance(model, row[:-1])
     setattr(customer, column, getattr(saved, after))
+    customer.event_sequence = row[-1]
     return saved

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from ledger.api import views, webhooks
+from ledger.api import events, views, webhooks
 from ledger.api.errors import not_found
 
 router = SimpleRouter()
@@ -27,6 +27,7 @@ router.register(
 urlpatterns = [
     *router.urls,
     path("audit-log/", views.AuditLogView.as_view(), name="staff-audit-log"),
+    path("events/", events.EventFeedView.as_view(), name="staff-events"),
     # Anything else under /api/v1/: a 404 in this API's error shape, not Django's HTML page.
     re_path(r"^.*$", not_found),
 ]

@@ -11,7 +11,7 @@ from django.utils import timezone
 from uuid6 import uuid7
 
 from accounts.models import Customer
-from ledger import errors, statements
+from ledger import errors, events, statements
 from ledger.models import MAX_AMOUNT
 from loyalty.audit import STAFF_CHANNELS
 from loyalty.errors import InvalidInput
@@ -54,16 +54,24 @@ def _start_of_today() -> dt.datetime:
     return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _append(*, customer: Customer, column: str, delta: int, entry, after: str, insufficient):
+def _append(
+    *, customer: Customer, column: str, delta: int, entry, after: str, insufficient, original=None
+):
     """Move `customer.<column>` by `delta` (never below zero) and save the ledger row `entry`
-    that explains it, with `<after>` = the new value. Inside `audited()`.
+    that explains it, with `<after>` = the new value, and the event of the move (with
+    `original` in its data, when given). Inside `audited()`.
 
     On PostgreSQL one statement does it all (ledger.statements); elsewhere (the SQLite demo)
     the ORM does the same under a row lock.
     """
     if statements.available():
         saved = statements.move(
-            customer=customer, column=column, delta=delta, entry=entry, after=after
+            customer=customer,
+            column=column,
+            delta=delta,
+            entry=entry,
+            after=after,
+            original=original,
         )
         if saved is None:
             now = Customer.objects.filter(pk=customer.pk).values_list(column, flat=True).first()
@@ -79,9 +87,17 @@ def _append(*, customer: Customer, column: str, delta: int, entry, after: str, i
         setattr(customer, column, now)
         raise insufficient(now)
     setattr(locked, column, now + delta)
-    locked.save(update_fields=[column])
+    locked.event_sequence += 1
+    locked.save(update_fields=[column, "event_sequence"])
     setattr(entry, after, now + delta)
     entry.customer = locked
     entry.save()
+    events.record(
+        merchant_id=locked.merchant_id,
+        customer_id=locked.pk,
+        sequence=locked.event_sequence,
+        data=events.entry_data(entry, now + delta, original=original),
+    )
     setattr(customer, column, now + delta)
+    customer.event_sequence = locked.event_sequence
     return entry

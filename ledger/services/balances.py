@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Customer, Store
-from ledger import errors
+from ledger import errors, events
 from ledger.models import BalanceUpdate
 from ledger.services._common import _amount, _append, _lock_customer, _reason, _signed_amount
 from loyalty.audit import audited
@@ -116,13 +116,21 @@ def balance_update_cancel(
             f"credit of {update.amount}; the balance may not go below 0.",
             balance=customer.balance,
         )
+    original = events.entry_object(update)
     customer.balance -= update.signed_amount
+    customer.event_sequence += 1
     update.status = BalanceUpdate.Status.CANCELED
     update.canceled_at = timezone.now()
     update.canceled_by = actor if getattr(actor, "pk", None) else None
     update.cancel_reason = reason
     with audited(actor=actor, channel=channel, reason=reason, operation="balance_cancel"):
-        customer.save(update_fields=["balance"])
+        customer.save(update_fields=["balance", "event_sequence"])
         update.save(update_fields=["status", "canceled_at", "canceled_by", "cancel_reason"])
+        events.record(
+            merchant_id=customer.merchant_id,
+            customer_id=customer.pk,
+            sequence=customer.event_sequence,
+            data=events.entry_data(update, customer.balance, original=original),
+        )
     update.customer = customer
     return update

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Customer
-from ledger import errors
+from ledger import errors, events
 from ledger.models import PointTransaction
 from ledger.services._common import (
     _amount,
@@ -36,8 +36,10 @@ def _points_move(
     redemption_id: str = "",
     reverts: PointTransaction | None = None,
     reason: str = "",
+    original: dict | None = None,
 ) -> PointTransaction:
-    """Append a point transaction for `customer`."""
+    """Append a point transaction for `customer` (`original`: a revert's deduction, for the
+    event)."""
     entry = PointTransaction(
         customer=customer,
         merchant_id=customer.merchant_id,
@@ -63,6 +65,7 @@ def _points_move(
             entry=entry,
             after="points_after",
             insufficient=insufficient,
+            original=original,
         )
 
 
@@ -179,6 +182,7 @@ def point_deduction_revert(
                 redemption_id=deduction.redemption_id,
                 reverts=deduction,
                 reason=reason,
+                original=events.entry_object(deduction),
             )
     except IntegrityError as exc:
         if "reverts_id" in _constraint_name(exc) and (revert := existing()) is not None:
@@ -215,6 +219,8 @@ def point_deduction_confirm(
         PointTransaction.Confirmation.REVERTED,
     ):
         raise InvalidInput("status", 'must be "claimed" or "reverted"')
+    # The customer's row first (the lock order of every move): it counts the event.
+    sequence = events.next_sequence(deduction.customer_id)
     txn = PointTransaction.objects.select_for_update(no_key=True).get(pk=deduction.pk)
     reverted_here = PointTransaction.objects.filter(reverts_id=txn.pk).exists()
     txn.confirmation_status = status
@@ -245,5 +251,11 @@ def point_deduction_confirm(
                 "reverted_at",
                 "needs_attention",
             ]
+        )
+        events.record(
+            merchant_id=txn.merchant_id,
+            customer_id=txn.customer_id,
+            sequence=sequence,
+            data=events.confirmed_data(txn),
         )
     return txn

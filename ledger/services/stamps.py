@@ -8,18 +8,31 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Customer
-from ledger import errors
+from ledger import errors, events
 from ledger.models import Stamp, StampCard
 from ledger.services._common import _reason, _start_of_today
 from loyalty.audit import audited
 from loyalty.errors import InvalidInput
 
 
-def _lock_stamp(stamp_id: int) -> Stamp:
-    stamp = Stamp.objects.select_for_update().filter(pk=stamp_id, deleted_at__isnull=True).first()
+def _lock_stamp(stamp: Stamp) -> Stamp:
+    """The stamp, locked after its customer's row (the order every move locks in): the
+    customer's row holds the count of its events."""
+    list(Customer.objects.select_for_update(no_key=True).filter(pk=stamp.customer_id).values("pk"))
+    stamp = Stamp.objects.select_for_update().filter(pk=stamp.pk, deleted_at__isnull=True).first()
     if stamp is None:
         raise errors.StampNotFound()
     return stamp
+
+
+def _record(stamp: Stamp, count_before: int) -> None:
+    """The stamp's event, inside the service's `audited()` block, under the customer's lock."""
+    events.record(
+        merchant_id=stamp.merchant_id,
+        customer_id=stamp.customer_id,
+        sequence=events.next_sequence(stamp.customer_id),
+        data=events.stamp_data(stamp, count_before),
+    )
 
 
 @transaction.atomic
@@ -57,7 +70,7 @@ def stamp_create(
     if start_date > end_date:
         raise InvalidInput("endYmd", "must not be before strtYmd")
     with audited(actor=actor, channel=channel, operation="stamp_create"):
-        return Stamp.objects.create(
+        stamp = Stamp.objects.create(
             merchant_id=card.merchant_id,
             card=card,
             customer=customer,
@@ -71,11 +84,13 @@ def stamp_create(
             external_user_phone=external_user_phone,
             external_user_email=external_user_email,
         )
+        _record(stamp, 0)
+    return stamp
 
 
 @transaction.atomic
 def stamp_add(*, actor, channel: str, stamp: Stamp) -> Stamp:
-    stamp = _lock_stamp(stamp.pk)
+    stamp = _lock_stamp(stamp)
     today = timezone.localdate()
     if not stamp.active:
         raise errors.StampInactive()
@@ -88,6 +103,7 @@ def stamp_add(*, actor, channel: str, stamp: Stamp) -> Stamp:
     stamp.count += 1
     with audited(actor=actor, channel=channel, operation="stamp_add"):
         stamp.save(update_fields=["count"])
+        _record(stamp, stamp.count - 1)
     return stamp
 
 
@@ -112,13 +128,14 @@ def stamp_remove(
 ) -> Stamp:
     """Take one stamp off (a correction). Never below 0; `daily_cap` limits partner calls."""
     reason = _reason(channel, reason)
-    stamp = _lock_stamp(stamp.pk)
+    stamp = _lock_stamp(stamp)
     if stamp.count == 0:
         raise errors.StampCountZero()
     _check_daily_cap(stamp, channel, daily_cap)
     stamp.count -= 1
     with audited(actor=actor, channel=channel, reason=reason, operation="stamp_remove"):
         stamp.save(update_fields=["count"])
+        _record(stamp, stamp.count + 1)
     return stamp
 
 
@@ -138,7 +155,8 @@ def stamp_update(
     daily_cap: int | None = None,
 ) -> Stamp:
     """Change a stamp's fields. Setting `count` directly is a correction."""
-    stamp = _lock_stamp(stamp.pk)
+    stamp = _lock_stamp(stamp)
+    count_before = stamp.count
     changed: list[str] = []
     operation = "stamp_update"
     if count is not None and count != stamp.count:
@@ -166,15 +184,17 @@ def stamp_update(
     if changed:
         with audited(actor=actor, channel=channel, reason=reason, operation=operation):
             stamp.save(update_fields=changed)
+            _record(stamp, count_before)
     return stamp
 
 
 @transaction.atomic
 def stamp_deactivate(*, actor, channel: str, stamp: Stamp, reason: str = "") -> Stamp:
     """Deactivate and hide a stamp; its history stays."""
-    stamp = _lock_stamp(stamp.pk)
+    stamp = _lock_stamp(stamp)
     stamp.active = False
     stamp.deleted_at = timezone.now()
     with audited(actor=actor, channel=channel, reason=reason.strip(), operation="stamp_delete"):
         stamp.save(update_fields=["active", "deleted_at"])
+        _record(stamp, stamp.count)
     return stamp

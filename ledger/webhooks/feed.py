@@ -1,22 +1,21 @@
 """The worker's reading of the event feed: what is final, in (txid, id) order, and its body.
 
-The same visibility rule as `GET /api/v1/events/`: on PostgreSQL only events of transactions
-older than every transaction still in flight (`pg_snapshot_xmin`), so a cursor never passes an
+The same visibility rule as `GET /api/v1/events/` (`ledger.feed`): on PostgreSQL only events
+of transactions older than every transaction still in flight, so a cursor never passes an
 event that commits later; on SQLite (one writer at a time) by id.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db import connection
 from django.db.models import Q
-from django.db.models.expressions import RawSQL
 
+from ledger import events as ledger_events
+from ledger import feed as ledger_feed
 from ledger.models import Event
 
-HORIZON = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-
+# Every type of the wire contract (approval.* and batch.* come with later features); an
+# endpoint may subscribe to any of them.
 EVENT_TYPES = (
     "stamp.created",
     "stamp.added",
@@ -43,14 +42,10 @@ EVENT_TYPES = (
 
 
 def final_events_after(txid: int, pk: int, limit: int) -> list[Event]:
-    """Up to `limit` final events after the cursor (txid, pk), oldest first."""
-    events = Event.objects.select_related(None)
-    if connection.vendor == "postgresql":
-        events = events.filter(Q(txid__gt=txid) | Q(txid=txid, id__gt=pk)).filter(
-            txid__lt=RawSQL(HORIZON, [])  # noqa: S611 - a constant expression, no input
-        )
-        return list(events.order_by("txid", "id")[:limit])
-    return list(events.filter(id__gt=pk).order_by("id")[:limit])
+    """Up to `limit` final events after the cursor (txid, pk), oldest first (the feed's own
+    reader, so the worker and `GET /api/v1/events/` agree on what is final)."""
+    events, _next = ledger_feed.page(after=ledger_feed.Cursor(txid, pk), limit=limit)
+    return events
 
 
 def pending_until(txid: int, pk: int, last_pk: int) -> bool:
@@ -73,22 +68,6 @@ def position(event: Event) -> tuple[int, int]:
     return (event.txid or 0, event.pk)
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def event_body(event: Event) -> dict:
     """The event as the feed, webhook bodies and the event bus show it."""
-    return {
-        "id": event.event_id,
-        "type": event.type,
-        "created": _iso(event.created),
-        "merchant": event.merchant_id,
-        "customer": event.customer_id,
-        "customer_sequence": event.customer_sequence,
-        "actor": {"type": event.actor_type, "name": event.actor_name},
-        "channel": event.channel,
-        "reason": event.reason,
-        "request_id": event.request_id,
-        "data": event.data,
-    }
+    return ledger_events.as_json(event)

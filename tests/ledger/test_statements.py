@@ -1,14 +1,16 @@
 """The one-statement moves (ledger.statements) leave exactly the rows the ORM path leaves:
-the same ledger row, the same customer, and the same two history rows, column for column."""
+the same ledger row, the same customer, the same two history rows and the same event,
+column for column."""
 
 from __future__ import annotations
 
 import pytest
+from django.db import IntegrityError
 from django.forms.models import model_to_dict
 
 from accounts.models import Customer
 from ledger import errors, services, statements
-from ledger.models import BalanceUpdate, PointTransaction
+from ledger.models import BalanceUpdate, Event, PointTransaction
 from loyalty.audit import Channel, UnattributedChange
 from loyalty.request_id import _request_id
 from tests import factories
@@ -83,6 +85,30 @@ def assert_same_rows(results, entry_model, *, differing=()):
     # and the history row shows the customer as it is now
     assert fast_customer_history.points == fast_customer.points
     assert fast_customer_history.balance == fast_customer.balance
+    assert_same_events(fast, orm)
+
+
+def _event_of(entry) -> Event:
+    """The entry's event, with the identities that differ between the two entries blanked."""
+    event = Event.objects.filter(customer_id=entry.customer_id).order_by("-id").first()
+    for key, value in event.data.items():
+        if isinstance(value, dict):
+            assert value["id"] == (entry.reverts_id if key == "original" else entry.pk)
+            # identities, and what the tests make distinct per customer
+            for key in ("id", "partner_transaction_id", "redemption_id", "reverts"):
+                value.pop(key, None)
+    return event
+
+
+def assert_same_events(fast, orm):
+    fast_event, orm_event = _event_of(fast), _event_of(orm)
+    skip = {"event_id", "customer_id", "request_id", "txid"}
+    assert columns(fast_event, skip=skip) == columns(orm_event, skip=skip)
+    assert (fast_event.request_id, orm_event.request_id) == ("req-True", "req-False")
+    # Both are the same transaction's: its id, stamped by the trigger on either path.
+    assert fast_event.txid is not None and orm_event.txid is not None
+    assert fast_event.customer_sequence == fast.customer.event_sequence
+    assert fast_event.event_id.startswith("evt_") and orm_event.event_id.startswith("evt_")
 
 
 def test_deduct_rows_match(both_paths, partner):
@@ -113,6 +139,7 @@ def test_points_adjustment_with_reason_rows_match(both_paths, support):
         funded={"points": 10},
     )
     assert_same_rows(results, PointTransaction)
+    assert _event_of(results[0][0]).reason == "goodwill reversal"
     history = latest_history(PointTransaction, id=results[0][0].pk)
     assert (history.history_user_id, history.history_change_reason, history.channel) == (
         support.pk,
@@ -166,6 +193,8 @@ def test_refusals_match_and_write_nothing(both_paths, partner, store):
         assert customer.balance == 10
         assert BalanceUpdate.objects.filter(customer=customer).count() == 1  # the funding
         assert customer.history.count() == 2  # created, funded
+        assert customer.events.count() == 1  # the funding's
+        assert customer.event_sequence == 1
 
 
 def test_a_move_outside_an_audited_block_is_refused(customer):
@@ -177,3 +206,41 @@ def test_a_move_outside_an_audited_block_is_refused(customer):
             customer=customer, column="points", delta=1, entry=entry, after="points_after"
         )
     assert PointTransaction.objects.count() == 0
+
+
+def test_revert_rows_and_events_match(both_paths, partner, support):
+    def revert(customer):
+        deduction = services.point_deduct(
+            actor=partner.user,
+            channel=Channel.POINTS_API,
+            partner=partner,
+            customer=customer,
+            points=30,
+            redemption_id=f"r-{customer.pk}",
+        )
+        return services.point_deduction_revert(
+            actor=support, channel=Channel.STAFF_API, deduction=deduction, reason="asked"
+        )
+
+    results = both_paths(revert, funded={"points": 50})
+    assert_same_rows(results, PointTransaction, differing={"redemption_id", "reverts_id"})
+    for entry, _customer in results:
+        event = Event.objects.get(customer_id=entry.customer_id, type="points.reverted")
+        assert event.data["original"]["id"] == entry.reverts_id
+        assert event.data["original"]["points"] == -30
+        assert event.customer_sequence == 3
+
+
+def test_an_event_that_cannot_be_written_undoes_the_move(monkeypatch, customer):
+    """One statement: if the event row is refused, the move and its history are too."""
+    from ledger import events
+
+    monkeypatch.setattr(events, "new_event_id", lambda: "evt_the_same")
+    services.points_credit(actor=None, channel=Channel.COMMAND, customer=customer, points=5)
+    versions = customer.history.count()
+    with pytest.raises(IntegrityError):
+        services.points_credit(actor=None, channel=Channel.COMMAND, customer=customer, points=7)
+    customer.refresh_from_db()
+    assert (customer.points, customer.event_sequence) == (5, 1)
+    assert PointTransaction.objects.count() == Event.objects.count() == 1
+    assert customer.history.count() == versions
