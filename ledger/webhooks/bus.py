@@ -16,8 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from nats.js.errors import NotFoundError
 
-from ledger.webhooks import feed
-from ledger.webhooks.models import WorkerCursor
+from ledger.webhooks import delivery, feed
 
 logger = logging.getLogger("ledger.webhooks")
 SUBJECT_PREFIX = "loyalty.events"
@@ -58,9 +57,7 @@ class Publisher:
     def publish_due(self, batch: int = 500) -> int:
         """Publish the next final events; returns how many (0 when nothing is new)."""
         with transaction.atomic():
-            WorkerCursor.objects.get_or_create(name="nats")
-            cursor = WorkerCursor.objects.select_for_update(skip_locked=True).filter(name="nats")
-            cursor = cursor.first()
+            cursor = delivery.cursor_for_update("nats")
             if cursor is None:
                 return 0
             events = feed.final_events_after(cursor.txid, cursor.event, batch)
