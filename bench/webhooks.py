@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/profile.py would shadow the standard library's profile module (cProfile needs it).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 DB = os.environ.get("BENCH_DB_NAME", "loyalty_webhooks_bench")
 SERVER = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -101,19 +103,22 @@ def main() -> None:
         # statistics are current, as autovacuum keeps those of a live deliveries table (a
         # table analyzed while empty makes PostgreSQL sort every pending row per claim).
         started = time.perf_counter()
-        while delivery.dispatch():
-            pass
+        while WebhookDelivery.objects.count() < args.events:
+            # Events become final once every older transaction on the server has ended.
+            if not delivery.dispatch():
+                time.sleep(0.01)
         fanned = time.perf_counter() - started
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE ledger_webhookdelivery")
         started = time.perf_counter()
         cpu = time.process_time()
         if os.environ.get("BENCH_PROFILE"):
-            from pyinstrument import Profiler
+            import cProfile
+            import pstats
 
-            with Profiler() as profiler:
+            with cProfile.Profile() as profiler:
                 worker.run(burst=True)
-            profiler.print()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         else:
             worker.run(burst=True)
         seconds = time.perf_counter() - started

@@ -192,8 +192,8 @@ WEBHOOK_RETRY_SCHEDULE = os.environ.get(
     "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
 )
 WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT") or 15)
-WEBHOOK_BATCH = env_int("WEBHOOK_BATCH", 50)  # deliveries one worker claims per round
-WEBHOOK_THREADS = env_int("WEBHOOK_THREADS", 8)  # concurrent POSTs of one worker
+WEBHOOK_BATCH = env_int("WEBHOOK_BATCH", 100)  # deliveries one worker claims per round
+WEBHOOK_THREADS = env_int("WEBHOOK_THREADS", 16)  # concurrent POSTs of one worker
 WORKER_POLL_SECONDS = float(os.environ.get("WORKER_POLL_SECONDS") or 1)
 NATS_URL = os.environ.get("NATS_URL", "")
 NATS_STREAM = os.environ.get("NATS_STREAM", "LOYALTY_EVENTS")

@@ -140,7 +140,7 @@ def _record(delivery: WebhookDelivery, answer: http.Answer, now, schedule: list[
 def deliver_due(batch: int | None = None, pool: ThreadPoolExecutor | None = None) -> int:
     """Claim up to `batch` due deliveries, POST them (concurrently), record the answers;
     returns how many were attempted."""
-    batch = batch or getattr(settings, "WEBHOOK_BATCH", 50)
+    batch = batch or getattr(settings, "WEBHOOK_BATCH", 100)
     timeout = float(getattr(settings, "WEBHOOK_TIMEOUT", 15))
     schedule = retry_schedule()
     with transaction.atomic():

@@ -26,7 +26,7 @@ def run(*, burst: bool = False, stop: threading.Event | None = None) -> int:
     # transaction is not "final" yet (an older transaction anywhere on the server is still
     # open): it waits for them rather than exit with them undelivered.
     target = feed.last_pk() if burst else 0
-    with ThreadPoolExecutor(int(getattr(settings, "WEBHOOK_THREADS", 8))) as pool:
+    with ThreadPoolExecutor(int(getattr(settings, "WEBHOOK_THREADS", 16))) as pool:
         try:
             while not stop.is_set():
                 try:

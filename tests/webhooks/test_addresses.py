@@ -25,7 +25,7 @@ from tests.webhooks.conftest import make_event
         "169.254.169.254",
         "169.254.1.1",
         "100.64.0.1",
-        "0.0.0.0",
+        "0.0.0.0",  # noqa: S104 - a refused address, not a bind
         "224.0.0.251",
         "240.0.0.1",
         "255.255.255.255",
@@ -82,7 +82,7 @@ def test_a_name_that_now_resolves_to_loopback_is_refused_at_delivery(
     port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
     # Saved while the name looked public (no DNS at save time; it is checked on delivery).
     webhook_settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
-    endpoint, _secret = services.endpoint_create(
+    services.endpoint_create(
         merchant_id=customer.merchant_id,
         url=f"http://hooks.example.com:{port}/hook",
         event_types=["*"],
