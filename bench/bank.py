@@ -5,7 +5,8 @@ Every attempt carries a unique X-Request-ID, which the server writes on every hi
 the attempt produces, so each logical operation can be matched to exactly the rows it made:
 
 - an acknowledged success has exactly one creating row among its attempts' request ids,
-- a refusal left no row at all,
+  and exactly one event of its type (events carry the request id too),
+- a refusal left no row and no event at all,
 - an operation whose outcome stayed unknown (the connection died on every attempt) made
   at most one,
 - and `reconcile` passes (no balance below zero, every cached value equal to its ledger).
@@ -400,6 +401,15 @@ CREATING = {  # operation -> (history model, history_type, operation name) of it
     "remove": ("ledger.Stamp", "~", "stamp_remove"),
     "add": ("ledger.Stamp", "~", "stamp_add"),
 }
+EVENT_TYPES = {  # operation -> the type of its one event
+    "credit": "balance.credited",
+    "debit": "balance.debited",
+    "cancel": "balance.canceled",
+    "deduct": "points.deducted",
+    "revert": "points.reverted",
+    "remove": "stamp.removed",
+    "add": "stamp.added",
+}
 
 
 def verify(operations: list[Operation]) -> list[str]:
@@ -415,7 +425,21 @@ def verify(operations: list[Operation]) -> list[str]:
             "request_id", "history_type", "operation"
         ):
             rows[request_id][(label, history_type, operation)] += 1
+    events: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for request_id, type_ in (
+        apps.get_model("ledger.Event")
+        .objects.exclude(request_id=None)
+        .values_list("request_id", "type")
+    ):
+        events[request_id][type_] += 1
     for op in operations:
+        emitted = sum(events[r][EVENT_TYPES[op.kind]] for r in op.attempts)
+        if op.outcome == "success" and emitted != 1:
+            problems.append(f"acknowledged {op.kind} emitted {emitted} events: {op.detail}")
+        elif op.outcome == "refused" and any(events[r] for r in op.attempts):
+            problems.append(f"refused {op.kind} emitted an event: {op.detail}")
+        elif op.outcome == "error" and emitted > 1:
+            problems.append(f"{op.kind} with unknown outcome emitted {emitted} events: {op.detail}")
         wanted = CREATING[op.kind]
         made = sum(rows[r][wanted] for r in op.attempts)
         if op.outcome == "success" and made != 1:
@@ -490,8 +514,8 @@ def main() -> None:
             print("PROBLEM", problem)
         raise SystemExit(f"bank test FAILED: {len(problems)} problems")
     print(
-        "bank test OK: reconcile clean, every success in the ledger exactly once, "
-        "every refusal without a trace"
+        "bank test OK: reconcile clean, every success in the ledger and in the events exactly "
+        "once, every refusal without a trace"
     )
 
 

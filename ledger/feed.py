@@ -4,10 +4,11 @@ The outbox problem: an event's id is taken at INSERT, but the row becomes visibl
 so a transaction that started first can commit an event with a smaller id after a reader has
 moved its cursor past it. Here events are ordered by (txid, id), txid being the id of the
 writing transaction, and a page holds only events whose transaction is older than the oldest
-one still in flight (`txid < pg_snapshot_xmin(pg_current_snapshot())`, in the page's own
-statement): every such transaction has ended, so nothing can later commit an event that
-sorts before the cursor. A transaction still running holds back the feed (not the writers)
-until it ends; keep transactions short (the services' are milliseconds).
+one still in flight (`horizon()`: `pg_snapshot_xmin(pg_current_snapshot())`, but not held
+back by transactions of other databases on the same server): every such transaction has
+ended, so nothing can later commit an event that sorts before the cursor. A transaction of
+this database still running holds back the feed (not the writers) until it ends; keep
+transactions short (the services' are milliseconds).
 
 On SQLite (the demo) writers take the database's single write lock until they commit, so
 ids are handed out in commit order and the feed pages by id alone (txid is null there).
@@ -19,9 +20,8 @@ import base64
 import re
 from dataclasses import dataclass
 
-from django.db import connection, models
-from django.db.models import Func, Q
-from django.db.models.functions import Cast
+from django.db import connection
+from django.db.models import Q
 
 from ledger.models import Event
 
@@ -29,12 +29,32 @@ _CURSOR = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
 _MAX = 2**63 - 1
 
 
-def _horizon() -> Cast:
-    """The oldest transaction id still in flight, as of the statement's own snapshot (xid8,
-    compared as bigint like the txid column: text is the one cast xid8 has)."""
-    snapshot = Func(function="pg_current_snapshot", output_field=models.TextField())
-    xmin = Func(snapshot, function="pg_snapshot_xmin", output_field=models.TextField())
-    return Cast(Cast(xmin, models.TextField()), models.BigIntegerField())
+# The oldest transaction still in flight that could write an event here: the snapshot's
+# in-progress ids (cluster-wide), less those that a backend connected to another database
+# holds (a session never changes database), else the first id not yet assigned. The
+# activity view is read after the snapshot (or cached earlier in a transaction): an id it
+# misses stays in the set, which only holds the feed back, never lets it skip. xid8 is
+# compared as bigint, like the txid column (text is the one cast it has).
+HORIZON_SQL = """
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname <> current_database()
+)
+SELECT least(
+    (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap),
+    (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
+     WHERE xid(x) NOT IN (SELECT backend_xid FROM elsewhere))
+)
+"""
+
+
+def horizon() -> int:
+    """Every transaction of this database with an id below this one has ended. Taken in its
+    own statement, before the page's, so the page's snapshot sees all of them."""
+    with connection.cursor() as cursor:
+        cursor.execute(HORIZON_SQL)
+        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)
@@ -85,7 +105,7 @@ def page(
     if customer is not None:
         events = events.filter(customer_id=customer)
     if connection.vendor == "postgresql":
-        events = events.filter(txid__lt=_horizon()).filter(
+        events = events.filter(txid__lt=horizon()).filter(
             Q(txid__gt=after.txid) | Q(txid=after.txid, id__gt=after.id)
         )
         events = events.order_by("txid", "id")

@@ -1,7 +1,8 @@
 """Ledger reconciliation: every invariant of DESIGN.md checked over all data, in set-based SQL.
 
 Each check is one query that returns only the offending rows, so the cost is a few scans
-of each table whatever its size. The SQL is portable between PostgreSQL and SQLite.
+of each table whatever its size. The SQL is portable between PostgreSQL and SQLite (but for
+reading an event's JSON, `_json_id`).
 """
 
 from __future__ import annotations
@@ -192,6 +193,50 @@ CHECKS: list[Check] = [
         ("model", "id"),
     ),
     Check(
+        "ledger_rows_have_events",
+        "every ledger row has its one event (and a canceled update its cancel), every event "
+        "its row, of its customer",
+        """
+        WITH ev AS (SELECT id, type, customer_id, :balance_update_id: AS bu,
+                           :point_transaction_id: AS pt, :stamp_id: AS st FROM ledger_event)
+        SELECT 'balance_update', x.id, 'created', COUNT(ev.id) FROM ledger_balanceupdate x
+        LEFT JOIN ev ON ev.bu = x.id
+             AND ev.type IN ('balance.credited', 'balance.debited', 'balance.adjusted')
+        GROUP BY x.id HAVING COUNT(ev.id) <> 1
+        UNION ALL
+        SELECT 'balance_update', x.id, 'canceled', COUNT(ev.id) FROM ledger_balanceupdate x
+        LEFT JOIN ev ON ev.bu = x.id AND ev.type = 'balance.canceled'
+        GROUP BY x.id, x.status
+        HAVING COUNT(ev.id) <> CASE WHEN x.status = 'Canceled' THEN 1 ELSE 0 END
+        UNION ALL
+        SELECT 'point_transaction', x.id, 'created', COUNT(ev.id) FROM ledger_pointtransaction x
+        LEFT JOIN ev ON ev.pt = x.id AND ev.type IN
+             ('points.credited', 'points.deducted', 'points.adjusted', 'points.reverted')
+        GROUP BY x.id HAVING COUNT(ev.id) <> 1
+        UNION ALL
+        SELECT 'event', ev.id, ev.type, 0 FROM ev
+        WHERE (ev.type LIKE 'balance.%' AND NOT EXISTS (SELECT 1 FROM ledger_balanceupdate x
+                   WHERE x.id = ev.bu AND x.customer_id = ev.customer_id))
+           OR (ev.type LIKE 'points.%' AND NOT EXISTS (SELECT 1 FROM ledger_pointtransaction x
+                   WHERE x.id = ev.pt AND x.customer_id = ev.customer_id))
+           OR (ev.type LIKE 'stamp.%' AND NOT EXISTS (SELECT 1 FROM ledger_stamp x
+                   WHERE x.id = ev.st AND x.customer_id = ev.customer_id))
+        """,
+        ("model", "id", "event", "events"),
+    ),
+    Check(
+        "customer_events_gap_free",
+        "a customer's events are numbered 1..n without gap, n = its event count",
+        """
+        SELECT c.id, c.event_sequence, COUNT(e.id), COALESCE(MAX(e.customer_sequence), 0)
+        FROM accounts_customer c LEFT JOIN ledger_event e ON e.customer_id = c.id
+        GROUP BY c.id, c.event_sequence
+        HAVING c.event_sequence <> COUNT(e.id)
+            OR c.event_sequence <> COALESCE(MAX(e.customer_sequence), 0)
+        """,
+        ("customer", "event_sequence", "events", "last_sequence"),
+    ),
+    Check(
         "history_attributed",
         "every history row names its channel",
         " UNION ALL ".join(
@@ -221,13 +266,26 @@ def _plain(value):
     return value
 
 
+def _json_id(key: str) -> str:
+    """The integer at data.<key>.id of an event, in this database's JSON dialect."""
+    if connection.vendor == "postgresql":
+        return f"CAST(data -> '{key}' ->> 'id' AS BIGINT)"
+    return f"CAST(json_extract(data, '$.{key}.id') AS INTEGER)"
+
+
+def _portable(sql: str) -> str:
+    for key in ("balance_update", "point_transaction", "stamp"):
+        sql = sql.replace(f":{key}_id:", _json_id(key))
+    return sql
+
+
 def run() -> tuple[list[Violation], dict[str, int]]:
     """Run every check; returns the violations (at most LIMIT_PER_CHECK per check) and counts."""
     violations: list[Violation] = []
     counts: dict[str, int] = {}
     with connection.cursor() as cursor:
         for check in CHECKS:
-            cursor.execute(check.sql)
+            cursor.execute(_portable(check.sql))
             rows = cursor.fetchmany(LIMIT_PER_CHECK + 1)
             counts[check.name] = len(rows)
             violations.extend(
@@ -242,6 +300,7 @@ def run() -> tuple[list[Violation], dict[str, int]]:
             "ledger_stamp",
             "ledger_balanceupdate",
             "ledger_pointtransaction",
+            "ledger_event",
         ):
             cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - fixed names
             counts[f"rows:{table}"] = cursor.fetchone()[0]

@@ -17,7 +17,7 @@ from ledger.admin.corrections import (
     CorrectionsMixin,
     correction_action,
 )
-from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.models import BalanceUpdate, Event, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
 
 install_site_pages(admin.site)
@@ -169,7 +169,15 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             ("Latest stamps", {"fields": ["recent_stamps"]}),
             ("Latest balance updates", {"fields": ["recent_balance_updates"]}),
             ("Latest point transactions", {"fields": ["recent_point_transactions"]}),
+            *self._events_fieldset(request),
         ]
+
+    @staticmethod
+    def _events_fieldset(request) -> list:
+        # The customer's events are for holders of view_event (the feed's permission).
+        if not request.user.has_perm("ledger.view_event"):
+            return []
+        return [("Latest events", {"fields": ["recent_events"]})]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -183,6 +191,7 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             "recent_stamps",
             "recent_balance_updates",
             "recent_point_transactions",
+            "recent_events",
         ]
 
     def call_service(self, request, form, change):
@@ -290,3 +299,19 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
                 customer__id__exact=obj.pk,
             ),
         )
+
+    @admin.display(description="Events")
+    def recent_events(self, obj):
+        rows = [
+            (
+                e.customer_sequence,
+                e.type,
+                e.event_id,
+                f"{e.actor_name} ({e.actor_type})",
+                e.channel,
+                e.reason or "-",
+                e.created.strftime("%Y-%m-%d %H:%M:%S"),
+            )
+            for e in Event.objects.filter(customer=obj).order_by("-customer_sequence")[:RECENT_ROWS]
+        ]
+        return _table(["Sequence", "Type", "Event", "Actor", "Channel", "Reason", "Created"], rows)

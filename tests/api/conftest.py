@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from accounts.models import Customer
 from accounts.services import staff_create
 from ledger import history, services
-from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.models import BalanceUpdate, Event, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
 from loyalty.models import IdempotencyKey
 from tests import factories
@@ -161,4 +161,5 @@ def ledger_snapshot() -> dict:
         "point_transactions": list(PointTransaction.objects.order_by("id").values_list("id")),
         "stamp_cards": list(StampCard.objects.order_by("id").values_list("id")),
         "idempotency_keys": IdempotencyKey.objects.count(),
+        "events": Event.objects.count(),
     }

@@ -332,3 +332,24 @@ def test_every_type_is_in_the_contracts_list():
         )
         == events.EVENT_TYPES
     )
+
+
+def test_commands_emit_events_as_the_system(capsys):
+    from django.core.management import call_command
+
+    from ledger import reconcile
+
+    call_command("seed_demo")
+    seeded = list(Event.objects.all())
+    assert {e.type for e in seeded} >= {
+        "balance.credited",
+        "points.credited",
+        "stamp.created",
+        "stamp.added",
+    }
+    assert {(e.channel, e.actor_type, e.actor_name) for e in seeded} == {
+        ("command", "system", "system")
+    }
+    assert reconcile.run()[0] == []
+    call_command("seed_demo")  # a second run reuses what the first made
+    assert Event.objects.count() == len(seeded)

@@ -6,7 +6,7 @@ from django.db import connection, transaction
 
 from ledger import reconcile, services
 from loyalty.audit import Channel
-from tests.helpers import fund
+from tests.helpers import fund, postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def run_command(*args):
 def test_a_consistent_ledger_passes(busy_ledger, capsys):
     assert reconcile.run()[0] == []
     assert run_command() == 0
-    assert "reconcile OK: 14 checks, 0 violations" in capsys.readouterr().out
+    assert "reconcile OK: 16 checks, 0 violations" in capsys.readouterr().out
 
 
 def test_a_corrupted_cached_balance_fails_and_names_the_customer(busy_ledger, capsys):
@@ -86,3 +86,34 @@ def test_a_stamp_count_changed_behind_historys_back_fails(stamp, capsys):
     assert f"stamp_matches_history: stamp={stamp.pk} count=4 history_count=0" in (
         capsys.readouterr().out
     )
+
+
+@postgres_only
+def test_a_ledger_row_without_its_event_and_an_event_without_its_row_fail(busy_ledger, capsys):
+    from ledger.models import BalanceUpdate, Event
+
+    debit = BalanceUpdate.objects.filter(effect="debit").get()
+    event = Event.objects.get(type="balance.debited")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Move the debit's event onto another (nonexistent) row, as a lost write would.
+        cursor.execute("SET LOCAL session_replication_role = replica")  # past append-only
+        cursor.execute(
+            "UPDATE ledger_event SET data = jsonb_set(data, '{balance_update,id}', '999999') "
+            "WHERE id = %s",
+            [event.pk],
+        )
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    assert run_command() == 1
+    out = capsys.readouterr().out
+    assert f"ledger_rows_have_events: model=balance_update id={debit.pk} event=created" in out
+    assert f"ledger_rows_have_events: model=event id={event.pk} event=balance.debited" in out
+
+
+def test_a_gap_in_a_customers_events_fails(busy_ledger, capsys):
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_customer SET event_sequence = event_sequence + 1 WHERE id = %s",
+            [busy_ledger.pk],
+        )
+    assert run_command() == 1
+    assert f"customer_events_gap_free: customer={busy_ledger.pk}" in capsys.readouterr().out
