@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from ledger.admin.base import CappedCountPaginator, admin_link
+from ledger.admin.base import CappedCountPaginator, changelist_link
 from ledger.webhooks import addresses, services
 from ledger.webhooks.feed import EVENT_TYPES
 from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -95,8 +95,7 @@ class WebhookEndpointAdmin(ReadersAndManagers, admin.ModelAdmin):
 
     @admin.display(description="Deliveries")
     def deliveries(self, obj):
-        url = reverse("admin:ledger_webhookdelivery_changelist")
-        return admin_link(None) if obj.pk is None else _link(f"{url}?endpoint__id__exact={obj.pk}")
+        return changelist_link(WebhookDelivery, "deliveries →", endpoint__id__exact=obj.pk)
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
@@ -176,12 +175,6 @@ class WebhookEndpointAdmin(ReadersAndManagers, admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/backoffice/webhook_rotate.html", context)
-
-
-def _link(url: str) -> str:
-    from django.utils.html import format_html
-
-    return format_html('<a href="{}">deliveries →</a>', url)
 
 
 @admin.register(WebhookDelivery)
