@@ -21,15 +21,20 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
 
-# Zero-setup demo on SQLite (unless DATABASE_URL says otherwise).
+# Zero-setup demo on SQLite (unless DATABASE_URL says otherwise), with the webhook worker
+# beside the web server (local receivers allowed); Ctrl-C stops both.
 run: export DEBUG ?= 1
+run: export WEBHOOK_ALLOW_PRIVATE_URLS ?= 1
 run: migrate
 	$(PY) manage.py seed_demo
 	@echo
 	@echo "Admin:     http://127.0.0.1:$(PORT)/admin/  (admin/admin, support/support, auditor/auditor)"
 	@echo "Health:    http://127.0.0.1:$(PORT)/healthz"
+	@echo "Worker:    manage.py run_worker delivers webhooks (admin: Webhook endpoints)"
 	@echo
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@$(PY) manage.py run_worker & worker=$$!; \
+		trap 'kill $$worker 2>/dev/null; wait $$worker' EXIT; \
+		$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Production-like: granian (loyalty/serve.py: WEB_CONCURRENCY workers of SERVER_THREADS
 # threads), DEBUG off, JSON logs, psycopg's pool, no seeding. Plain HTTP on $(PORT) for tools

@@ -314,3 +314,7 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+# Webhook endpoints and deliveries live in their own module of this app.
+from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WorkerCursor  # noqa: E402, F401

@@ -242,6 +242,19 @@ STAFF_API_THROTTLE_RATE = os.environ.get("STAFF_API_THROTTLE_RATE", "1200/min")
 POINTS_API_MAX_SKEW_SECONDS = env_int("POINTS_API_MAX_SKEW_SECONDS", 300)
 IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
 
+# Webhooks and the event bus (README "Webhooks"); `manage.py run_worker` reads these.
+# Private, loopback and link-local receivers are refused unless this is on (local demos).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_RETRY_SCHEDULE = os.environ.get(
+    "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
+)
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT") or 15)
+WEBHOOK_BATCH = env_int("WEBHOOK_BATCH", 100)  # deliveries one worker claims per round
+WEBHOOK_THREADS = env_int("WEBHOOK_THREADS", 16)  # concurrent POSTs of one worker
+WORKER_POLL_SECONDS = float(os.environ.get("WORKER_POLL_SECONDS") or 1)
+NATS_URL = os.environ.get("NATS_URL", "")
+NATS_STREAM = os.environ.get("NATS_STREAM", "LOYALTY_EVENTS")
+
 # The load benchmark's baseline endpoint (bench/load.py); off in every real deployment.
 BENCH_NOOP_ENDPOINT = env_bool("BENCH_NOOP_ENDPOINT", False)
 

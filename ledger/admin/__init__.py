@@ -4,4 +4,10 @@ Django's autodiscovery imports `<app>.admin`; this package is the only one, and 
 registers the admins of accounts', partners' and ledger's models.
 """
 
-from ledger.admin import accounts, ledger, partners, tokens  # noqa: F401  (registers the admins)
+from ledger.admin import (  # noqa: F401  (registers the admins)
+    accounts,
+    ledger,
+    partners,
+    tokens,
+    webhooks,
+)

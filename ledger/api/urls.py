@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from ledger.api import events, views
+from ledger.api import events, views, webhooks
 from ledger.api.errors import not_found
 
 router = SimpleRouter()
@@ -17,6 +17,12 @@ router.register(
     "point-transactions", views.PointTransactionViewSet, basename="staff-pointtransaction"
 )
 router.register("partners", views.PartnerViewSet, basename="staff-partner")
+router.register(
+    "webhook-endpoints", webhooks.WebhookEndpointViewSet, basename="staff-webhookendpoint"
+)
+router.register(
+    "webhook-deliveries", webhooks.WebhookDeliveryViewSet, basename="staff-webhookdelivery"
+)
 
 urlpatterns = [
     *router.urls,

@@ -22,6 +22,7 @@ from schemathesis.checks import (
 
 from tests.api.conftest import token_for
 from tests.helpers import fuzz_examples
+from tests.webhooks.conftest import webhook_world
 
 
 def test_staff_api_schema_is_valid_and_has_no_warnings(db):
@@ -71,6 +72,8 @@ OBJECT_KEYS = {
     "balance-updates": "credit",
     "point-transactions": "deduction",
     "partners": "partner",
+    "webhook-endpoints": "webhook_endpoint",
+    "webhook-deliveries": "webhook_delivery",
 }
 CHECKS = [
     not_a_server_error,
@@ -87,6 +90,7 @@ def test_staff_api_conforms_to_its_schema(staff_schema, world, support):
     are driven through its Python API and Hypothesis directly.)
     """
     headers = {"Authorization": f"Token {token_for(support)}"}
+    world = {**world, **webhook_world(world["merchant"], world["customer"])}
     examples = fuzz_examples()
     chooser = random.Random(5)
     calls: list[int] = []

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints per merchant, signed deliveries by a background worker, the event bus."""
