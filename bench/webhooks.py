@@ -64,8 +64,8 @@ def main() -> None:
 
     from accounts.models import Customer, Merchant
     from ledger.models import Event
+    from ledger.models.webhooks import WebhookDelivery
     from ledger.webhooks import delivery, services, worker
-    from ledger.webhooks.models import WebhookDelivery
 
     call_command("migrate", verbosity=0)
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE)

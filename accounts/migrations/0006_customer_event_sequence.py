@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0004_history_version_index"),
+        ("accounts", "0005_drop_plaintext_api_tokens"),
     ]
 
     operations = [

@@ -16,9 +16,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from ledger.admin.base import CappedCountPaginator, changelist_link
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from ledger.webhooks import addresses, services
 from ledger.webhooks.feed import EVENT_TYPES
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 from loyalty.errors import DomainError, InvalidInput
 
 VIEW = "ledger.view_event"

@@ -16,9 +16,9 @@ from rest_framework.response import Response
 
 from ledger.api.filters import IdFilter
 from ledger.api.views import StaffViewSet
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from ledger.webhooks import services
 from ledger.webhooks.feed import EVENT_TYPES
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 VIEW = "ledger.view_event"
 MANAGE = "ledger.manage_webhookendpoint"

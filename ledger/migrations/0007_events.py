@@ -42,7 +42,7 @@ def grant_view_event(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0006_customer_event_sequence"),
-        ("ledger", "0005_dashboard_indexes"),
+        ("ledger", "0006_operation_names"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

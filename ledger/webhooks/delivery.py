@@ -23,8 +23,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ledger.models import Event
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint, WorkerCursor
 from ledger.webhooks import feed, http, signing
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WorkerCursor
 from ledger.webhooks.services import signing_secrets
 
 DEFAULT_SCHEDULE = "5,300,1800,7200,18000,36000,36000"

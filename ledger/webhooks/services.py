@@ -8,9 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Merchant
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from ledger.webhooks import addresses, signing
 from ledger.webhooks.feed import EVENT_TYPES
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 from loyalty.errors import DomainError, InvalidInput
 from partners.credentials import decrypt_secret, encrypt_secret
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections
 
+from ledger.models.webhooks import WorkerCursor
 from ledger.webhooks import bus, delivery, feed
-from ledger.webhooks.models import WorkerCursor
 
 logger = logging.getLogger("ledger.webhooks")
 

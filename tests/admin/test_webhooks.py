@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from partners.credentials import decrypt_secret
 from tests.webhooks.conftest import webhook_world
 

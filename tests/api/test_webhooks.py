@@ -7,7 +7,7 @@ import base64
 import pytest
 from django.utils import timezone
 
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from partners.credentials import decrypt_secret
 from tests.api.conftest import StaffClient, token_for
 from tests.webhooks.conftest import make_event

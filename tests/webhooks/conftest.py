@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from ledger.models import Event
+from ledger.models.webhooks import WebhookDelivery
 from ledger.webhooks import services
-from ledger.webhooks.models import WebhookDelivery
 
 _sequences: dict[int, itertools.count] = {}
 

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
+from ledger.models.webhooks import WebhookDelivery
 from ledger.webhooks import addresses, services, worker
-from ledger.webhooks.models import WebhookDelivery
 from loyalty.errors import InvalidInput
 from tests.webhooks.conftest import make_event
 

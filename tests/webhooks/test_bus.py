@@ -8,8 +8,8 @@ import socket
 import nats
 import pytest
 
+from ledger.models.webhooks import WorkerCursor
 from ledger.webhooks import bus, worker
-from ledger.webhooks.models import WorkerCursor
 from tests.webhooks.conftest import make_event
 
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from ledger.webhooks import delivery, services, worker
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests import factories
 from tests.webhooks.conftest import make_event
 

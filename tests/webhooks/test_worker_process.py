@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from ledger.webhooks.models import WebhookDelivery, WorkerCursor
+from ledger.models.webhooks import WebhookDelivery, WorkerCursor
 from tests.webhooks.conftest import make_event
 
 pytestmark = [

@@ -316,5 +316,5 @@ class Event(models.Model):
         return f"{self.type} {self.event_id}"
 
 
-# Webhook endpoints and deliveries live in their own module of this app.
-from ledger.webhooks.models import WebhookDelivery, WebhookEndpoint, WorkerCursor  # noqa: E402, F401
+# Webhook endpoints and deliveries: their own module of this models package.
+from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint, WorkerCursor  # noqa: E402, F401
