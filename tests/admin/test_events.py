@@ -27,14 +27,14 @@ def test_every_admin_correction_emits_its_event(support_client, card, customer, 
     stamp = factories.StampFactory(card=card, customer=customer, count=2)
     before = Event.objects.count()
     # Confirmation pages and previews first: they change nothing.
-    post_action(support_client, Stamp, "remove_stamp", [stamp])
+    post_action(support_client, Stamp, "deduct_stamp", [stamp])
     post_action(support_client, Customer, "adjust_points", [customer], preview="1", amount="5")
     assert Event.objects.count() == before
 
     for model, action, objects, extra in [
-        (Stamp, "remove_stamp", [stamp], {}),
-        (BalanceUpdate, "cancel_balance_updates", [update], {}),
-        (PointTransaction, "revert_point_deductions", [deduction], {}),
+        (Stamp, "deduct_stamp", [stamp], {}),
+        (BalanceUpdate, "cancel_balance_update", [update], {}),
+        (PointTransaction, "revert_points", [deduction], {}),
         (Customer, "adjust_balance", [customer], {"amount": "7"}),
         (Customer, "adjust_points", [customer], {"amount": "-2"}),
     ]:
