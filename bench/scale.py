@@ -1,15 +1,17 @@
 """Scale benchmark: 1,000,000 balance updates and 1,000,000 point transactions with their
-history, bulk-loaded by COPY (outside the request path), then timed: every admin changelist's
-first page and a filtered page, the audit log, a history page, the dashboard, a 100,000-row
-CSV export (time and peak Python memory) and `reconcile`.
+history and events, bulk-loaded by COPY (outside the request path), then timed: every admin
+changelist's first page and a filtered page, the audit log, a history page, the dashboard, a
+100,000-row CSV export (time and peak Python memory) and `reconcile`.
 
 The data obeys every ledger invariant (reconcile must pass): amounts, running `points_after`,
 one deduction per redemption, reverts matching their deduction, cached balances and points
-equal to the ledger and to each customer's latest history row.
+equal to the ledger and to each customer's latest history row, and the outbox: one event per
+ledger row (a cancel its own), as the services write it, numbered 1..n per customer in its
+commit order with `event_sequence` = n. Each move has a moment of its own, in that order.
 
     make bench-scale                  # or: .venv/bin/python bench/scale.py --rows 1000000
 
-One script on purpose (a little over 400 lines): the COPY loader and the timings share the
+One script on purpose (about 500 lines): the COPY loader and the timings share the
 shape of the data; the shared set-up lives in bench/common.py.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import statistics
@@ -28,26 +31,30 @@ import common
 from common import ROOT
 
 PER_CUSTOMER = 100
+# Moments per customer: its creation, its stamp card's, up to 10 stamps, and per ledger row
+# pair a balance update, its cancel, a point transaction (at most 312 of them).
+SLOTS = 4 * PER_CUSTOMER
+# Customers whose rows are sent together: the loader's memory is that of one chunk.
+CHUNK = 500
 # The data spans the 90 days up to today, so the dashboard's 30-day window has its share.
 START = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 START -= dt.timedelta(days=90)
 
 
 class Copier:
-    """Rows of a model, given as dicts of attnames (other columns take the field defaults),
-    buffered as tuples and then sent with one COPY: a connection runs one COPY at a time."""
+    """Rows of a model, given as dicts of attnames (other columns take the field defaults, or
+    the database's for `skip`ped ones), buffered as tuples and sent by COPY a chunk at a time
+    (a connection runs one COPY at a time, so the tables take turns)."""
 
     def __init__(self, model, *, skip: tuple[str, ...] = ()) -> None:
         self.table = model._meta.db_table
         self.fields = [f for f in model._meta.concrete_fields if f.attname not in skip]
         self.defaults = [f.get_default() if f.has_default() else None for f in self.fields]
         self.rows: list[tuple] = []
-
-    @property
-    def count(self) -> int:
-        return len(self.rows)
+        self.count = 0
 
     def write(self, row: dict) -> None:
+        self.count += 1
         self.rows.append(
             tuple(row.get(f.attname, d) for f, d in zip(self.fields, self.defaults, strict=True))
         )
@@ -72,11 +79,74 @@ def history_row(obj: dict, when: dt.datetime, kind: str, operation: str, reason=
     }
 
 
+class Events:
+    """The outbox rows the services write beside the ledger rows, one customer at a time:
+    numbered 1..n in the customer's commit order, attributed as the history rows are (the
+    system actor on the command channel, request id "bulk"). The `data` objects take their
+    fields from `ledger.events` (its builders read model instances; these rows are dicts)."""
+
+    def __init__(self, copier: Copier, merchant_id: int) -> None:
+        from ledger import events
+        from ledger.models import Stamp
+
+        self.copier, self.merchant_id, self.events = copier, merchant_id, events
+        self.types = events.TYPES
+        self.shapes = {
+            model: (key, [(name, model._meta.get_field(name).attname) for name in fields], total)
+            for model, (key, fields, total) in events.ENTRIES.items()
+        }
+        self.stamp_fields = [
+            (name, Stamp._meta.get_field(name).attname) for name in events.STAMP_FIELDS
+        ]
+        self.customer_id = self.sequence = 0
+
+    def start(self, customer_id: int) -> None:
+        self.customer_id, self.sequence = customer_id, 0
+
+    def entry_object(self, model, row: dict) -> dict:
+        """`events.entry_object` of a row."""
+        return {name: row.get(attname) for name, attname in self.shapes[model][1]}
+
+    def entry(self, model, operation: str, row: dict, total: int, when, reason=None, original=None):
+        """`events.entry_data` of a row and its customer's new total."""
+        key, _fields, total_key = self.shapes[model]
+        data = {key: self.entry_object(model, row), total_key: total}
+        if original is not None:
+            data["original"] = original
+        self._write(operation, data, when, reason)
+
+    def stamp(self, operation: str, row: dict, count_before: int, when) -> None:
+        """`events.stamp_data` of a stamp row."""
+        stamp = {name: row[attname] for name, attname in self.stamp_fields}
+        self._write(operation, {"stamp": stamp, "count_before": count_before}, when, None)
+
+    def _write(self, operation: str, data: dict, when, reason) -> None:
+        self.sequence += 1
+        # No id or txid: the sequence and the trigger fill them (a BEFORE INSERT row trigger,
+        # which COPY fires too, so each chunk's events carry its transaction's id).
+        self.copier.write(
+            {
+                "event_id": self.events.new_event_id(),
+                "type": self.types[operation],
+                "created": when,
+                "merchant_id": self.merchant_id,
+                "customer_id": self.customer_id,
+                "customer_sequence": self.sequence,
+                "actor_type": "system",
+                "actor_name": "system",
+                "channel": "command",
+                "reason": reason or None,
+                "request_id": "bulk",
+                "data": json.dumps(data),
+            }
+        )
+
+
 def load(rows: int, seed: int = 7) -> dict:
     from django.db import connection
 
     from accounts.models import Customer
-    from ledger.models import BalanceUpdate, PointTransaction, Stamp
+    from ledger.models import BalanceUpdate, Event, PointTransaction, Stamp
     from ledger.roles import staff_create
 
     # The customers come by COPY below; the rest through the services.
@@ -86,10 +156,10 @@ def load(rows: int, seed: int = 7) -> dict:
     rng = random.Random(seed)
     customers = rows // PER_CUSTOMER
     span = dt.timedelta(days=90).total_seconds()
-    total = customers * PER_CUSTOMER
+    total = customers * SLOTS
 
-    def moment(index: int) -> dt.datetime:
-        return START + dt.timedelta(seconds=span * index / total)
+    def moment(c: int, slot: int) -> dt.datetime:
+        return START + dt.timedelta(seconds=span * ((c - 1) * SLOTS + slot) / total)
 
     started = time.monotonic()
     with connection.cursor() as django_cursor:
@@ -112,17 +182,44 @@ def load(rows: int, seed: int = 7) -> dict:
                 ("pt", PointTransaction),
             ]
         }
+        event_rows = Copier(Event, skip=("id", "txid"))
+        events = Events(event_rows, world.merchant_id)
+        copiers = [*out.values(), *hist.values(), event_rows]  # customers before their rows
         bu_id = pt_id = 0
         for c in range(1, customers + 1):
             balance = points = 0
-            created = moment((c - 1) * PER_CUSTOMER)
+            events.start(c)
+            # Each move of the customer at a moment of its own, in the order it commits.
+            clock = iter(range(SLOTS))
+            created = moment(c, next(clock))
+            stamp = {
+                "id": c,
+                "merchant_id": world.merchant_id,
+                "card_id": world.card_id,
+                "customer_id": c,
+                "count": 0,
+                "max_stamps": 10,
+                "start_date": START.date(),
+                "end_date": START.date() + dt.timedelta(days=365),
+                "active": True,
+                "redeemed": False,
+                "created": moment(c, next(clock)),
+            }
+            hist["stamp"].write(history_row(stamp, stamp["created"], "+", "stamp_create"))
+            events.stamp("stamp_create", stamp, 0, stamp["created"])
+            last_deduction = None
             for i in range(PER_CUSTOMER):
+                if i < c % 11:  # stamps of 0 to 10 of the card's 10, one stamp_add each
+                    when = moment(c, next(clock))
+                    stamp = {**stamp, "count": stamp["count"] + 1}
+                    hist["stamp"].write(history_row(stamp, when, "~", "stamp_add"))
+                    events.stamp("stamp_add", stamp, stamp["count"] - 1, when)
                 bu_id += 1
-                when = moment((c - 1) * PER_CUSTOMER + i)
+                when = moment(c, next(clock))
                 debit = balance > 50 and rng.random() < 0.4
                 amount = rng.randint(1, 50) if debit else rng.randint(1, 500)
                 balance += -amount if debit else amount
-                canceled = debit and rng.random() < 0.05
+                operation = "balance_debit" if debit else "balance_credit"
                 row = {
                     "id": bu_id,
                     "customer_id": c,
@@ -138,31 +235,32 @@ def load(rows: int, seed: int = 7) -> dict:
                     "canceled_at": None,
                     "cancel_reason": "",
                 }
-                hist["bu"].write(
-                    history_row(row, when, "+", "balance_debit" if debit else "balance_credit")
-                )
-                if canceled:
+                hist["bu"].write(history_row(row, when, "+", operation))
+                events.entry(BalanceUpdate, operation, row, balance, when)
+                if debit and rng.random() < 0.05:  # canceled before the customer's next move
+                    when = moment(c, next(clock))
+                    original = events.entry_object(BalanceUpdate, row)
                     balance += amount
+                    reason = "bulk correction"
                     row = {
                         **row,
                         "status": "Canceled",
-                        "canceled_at": when + dt.timedelta(hours=1),
-                        "cancel_reason": "bulk correction",
+                        "canceled_at": when,
+                        "cancel_reason": reason,
                     }
-                    hist["bu"].write(
-                        history_row(
-                            row,
-                            when + dt.timedelta(hours=1),
-                            "~",
-                            "balance_update_cancel",
-                            "bulk correction",
-                        )
+                    hist["bu"].write(history_row(row, when, "~", "balance_update_cancel", reason))
+                    events.entry(
+                        BalanceUpdate,
+                        "balance_update_cancel",
+                        row,
+                        balance,
+                        when,
+                        reason,
+                        original=original,
                     )
                 out["bu"].write(row)
-            last_deduction = None
-            for i in range(PER_CUSTOMER):
                 pt_id += 1
-                when = moment((c - 1) * PER_CUSTOMER + i)
+                when = moment(c, next(clock))
                 row = {
                     "id": pt_id,
                     "customer_id": c,
@@ -175,25 +273,36 @@ def load(rows: int, seed: int = 7) -> dict:
                     "txn_hash": "",
                     "needs_attention": False,
                 }
+                original = None
                 if last_deduction and rng.random() < 0.1:
-                    kind, delta = "revert", -last_deduction["points"]
+                    # A revert on the command channel is a staff correction: it has a reason.
+                    kind, delta, operation = (
+                        "revert",
+                        -last_deduction["points"],
+                        "point_deduction_revert",
+                    )
+                    original = events.entry_object(PointTransaction, last_deduction)
                     row.update(
                         reverts_id=last_deduction["id"],
                         partner_id=world.partner_id,
                         redemption_id=last_deduction["redemption_id"],
+                        reason="bulk revert",
                     )
                     last_deduction = None
                 elif points >= 50 and rng.random() < 0.7:
-                    kind, delta = "deduct", -rng.randint(1, 50)
+                    kind, delta, operation = "deduct", -rng.randint(1, 50), "point_deduct"
                     row.update(partner_id=world.partner_id, redemption_id=f"r-{pt_id}")
                 else:
-                    kind, delta = "credit", rng.randint(50, 500)
+                    kind, delta, operation = "credit", rng.randint(50, 500), "points_credit"
                 points += delta
                 row.update(kind=kind, points=delta, points_after=points)
                 if kind == "deduct":
                     last_deduction = row
                 out["pt"].write(row)
-                hist["pt"].write(history_row(row, when, "+", f"points_{kind}"))
+                reason = row["reason"] or None
+                hist["pt"].write(history_row(row, when, "+", operation, reason))
+                events.entry(PointTransaction, operation, row, points, when, reason, original)
+            out["stamp"].write(stamp)
             customer = {
                 "id": c,
                 "merchant_id": world.merchant_id,
@@ -204,28 +313,15 @@ def load(rows: int, seed: int = 7) -> dict:
                 "status": "Blue",
                 "balance": balance,
                 "points": points,
+                "event_sequence": events.sequence,
                 "created": created,
             }
             out["customer"].write(customer)
             hist["customer"].write(history_row(customer, created, "+", "customer_create"))
-            stamp = {
-                "id": c,
-                "merchant_id": world.merchant_id,
-                "card_id": world.card_id,
-                "customer_id": c,
-                "count": c % 11,
-                "max_stamps": 10,
-                "start_date": START.date(),
-                "end_date": START.date() + dt.timedelta(days=365),
-                "active": True,
-                "redeemed": False,
-                "created": created,
-            }
-            out["stamp"].write(stamp)
-            hist["stamp"].write(history_row(stamp, created, "+", "stamp_create"))
+            if c % CHUNK == 0 or c == customers:  # memory stays that of one chunk
+                for copier in copiers:
+                    copier.flush(cursor)
         history_rows = sum(h.count for h in hist.values())
-        for copier in [*out.values(), *hist.values()]:  # customers before their ledger rows
-            copier.flush(cursor)
         for table in (
             "accounts_customer",
             "ledger_stamp",
@@ -245,6 +341,7 @@ def load(rows: int, seed: int = 7) -> dict:
         "balance_updates": bu_id,
         "point_transactions": pt_id,
         "history_rows": history_rows,
+        "events": event_rows.count,
         "seconds": loaded,
         "admin": admin,
         "busy_customer": customers // 2,
@@ -326,7 +423,8 @@ def main() -> None:
     data = load(args.rows)
     print(
         f"loaded {data['balance_updates']} balance updates, {data['point_transactions']} "
-        f"point transactions, {data['history_rows']} history rows in {data['seconds']:.0f}s"
+        f"point transactions, {data['history_rows']} history rows, {data['events']} events "
+        f"in {data['seconds']:.0f}s"
     )
 
     from django.test import Client
@@ -414,8 +512,9 @@ def write(path: Path, args, data, rows, csv_result, reconcile_result) -> None:
         "",
         f"Data: {data['customers']:,} customers, {data['balance_updates']:,} balance updates, "
         f"{data['point_transactions']:,} point transactions, {data['history_rows']:,} history "
-        f"rows, bulk-loaded by COPY in {data['seconds']:.0f} s. Pages are rendered in-process by "
-        "Django's test client as a logged-in superuser (server time, no network), "
+        f"rows, {data['events']:,} events, bulk-loaded by COPY in {data['seconds']:.0f} s. "
+        "Pages are rendered in-process by Django's test client as a logged-in superuser "
+        "(server time, no network), "
         f"{max(1, args.repeats)} time(s) each.",
         "",
         "| page | median ms | max ms | HTTP | target < 300 ms |",
