@@ -14,23 +14,11 @@ from ledger import events as ledger_events
 from ledger import feed as ledger_feed
 from ledger.models import Event
 
-# Every type of the wire contract (approval.* and batch.* come with later features); an
-# endpoint may subscribe to any of them.
+# Every type of the wire contract an endpoint may subscribe to: the ledger's, as the outbox
+# emits them (`ledger.events.TYPES`, in the contract's order), and those that later features
+# (approvals, correction batches) will emit.
 EVENT_TYPES = (
-    "stamp.created",
-    "stamp.added",
-    "stamp.removed",
-    "stamp.updated",
-    "stamp.deleted",
-    "balance.credited",
-    "balance.debited",
-    "balance.adjusted",
-    "balance.canceled",
-    "points.credited",
-    "points.deducted",
-    "points.adjusted",
-    "points.reverted",
-    "points.confirmed",
+    *dict.fromkeys(ledger_events.TYPES.values()),
     "approval.requested",
     "approval.approved",
     "approval.rejected",
