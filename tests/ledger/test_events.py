@@ -353,3 +353,12 @@ def test_commands_emit_events_as_the_system(capsys):
     assert reconcile.run()[0] == []
     call_command("seed_demo")  # a second run reuses what the first made
     assert Event.objects.count() == len(seeded)
+
+
+def test_every_operation_the_outbox_maps_is_a_service_name():
+    # The outbox takes an event's type from the audited operation, which is the service's
+    # name: a key that names no service (say, an operation renamed without its entry here)
+    # would turn that service's every call into an error.
+    from ledger import services
+
+    assert {name for name in events.TYPES if not callable(getattr(services, name, None))} == set()
