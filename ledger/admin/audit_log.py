@@ -30,7 +30,16 @@ class AuditLogFilterForm(forms.Form):
     channel = forms.ChoiceField(required=False, choices=[("", "Any"), *Channel.choices])
     model = forms.ChoiceField(
         required=False,
-        choices=[("", "Any"), *[(label, label) for label in sorted(history.AUDITED_MODELS)]],
+        choices=[
+            ("", "Any"),
+            *sorted(
+                (
+                    (label, history.model_name(model))
+                    for label, model in history.AUDITED_MODELS.items()
+                ),
+                key=lambda choice: choice[1],
+            ),
+        ],
     )
     merchant = forms.ModelChoiceField(
         required=False, queryset=Merchant.objects.only("id", "name"), empty_label="Any"
@@ -67,6 +76,22 @@ def _query_from(
     return form, filters, position
 
 
+def _link_objects(request, site, versions) -> None:
+    """Give each version the URL of its object's admin page (`admin_url`), where this user
+    may view that model; None elsewhere (the template shows the name alone)."""
+    urls = {}
+    for label, model in history.AUDITED_MODELS.items():
+        model_admin = site._registry.get(model)
+        if model_admin is not None and model_admin.has_view_or_change_permission(request):
+            opts = model._meta
+            urls[label] = f"admin:{opts.app_label}_{opts.model_name}_change"
+    for version in versions:
+        name = urls.get(version.model)
+        version.admin_url = (
+            reverse(name, args=[version.object_id], current_app=site.name) if name else None
+        )
+
+
 def _page(request, site, form, versions, next_cursor, cursor, status: int = 200):
     params = request.GET.copy()
     params.pop("cursor", None)
@@ -97,6 +122,7 @@ def audit_log_view(request, site):
     versions, next_cursor = history.audit_log_page(
         filters, limit=AUDIT_LOG_PAGE_SIZE, cursor=cursor
     )
+    _link_objects(request, site, versions)
     return _page(request, site, form, versions, next_cursor, cursor)
 
 

@@ -6,7 +6,9 @@ never shows: the values of the fields a model declares in `history_redacted_fiel
 partner's credentials), masked by every reader here, so every consumer inherits it.
 
 By concern: `versions` (what a version and a change are, the diff and its redaction),
-`objects` (one object's history), `audit_log` (every table merged, by cursor), `query` (the
+`names` (what a person reads: objects by name, fields and models by verbose name,
+operations by label, resolved in bulk per page or batch), `objects` (one object's history),
+`audit_log` (every table merged, by cursor), `query` (the
 filters and cursor both surfaces accept), `export` (the streamed CSV), `loader` (reading
 timestamps in C), `access` (who may read it all).
 """
@@ -20,6 +22,13 @@ from ledger.history.audit_log import (
     iter_audit_log,
 )
 from ledger.history.export import CSV_COLUMNS, audit_log_csv
+from ledger.history.names import (
+    OPERATION_LABELS,
+    format_instant,
+    model_name,
+    name_versions,
+    operation_label,
+)
 from ledger.history.objects import iter_object_history, object_history, object_history_page
 from ledger.history.query import InvalidQuery, audit_query
 from ledger.history.versions import (
@@ -38,6 +47,7 @@ __all__ = [
     "CSV_COLUMNS",
     "EXPORT_BATCH",
     "HISTORY_PERMISSIONS",
+    "OPERATION_LABELS",
     "REDACTED",
     "AuditFilters",
     "Change",
@@ -49,11 +59,15 @@ __all__ = [
     "audit_log_page",
     "audit_query",
     "can_read_history",
+    "format_instant",
     "iter_audit_log",
     "iter_object_history",
     "model_label",
+    "model_name",
+    "name_versions",
     "object_history",
     "object_history_page",
+    "operation_label",
     "redacted_fields",
     "tracked_fields",
 ]

@@ -1,11 +1,12 @@
 """The audit log: every audited table's history, filtered, merged newest first, by cursor.
 
 A page is one indexed query per audited table plus two per table on the page to compute the
-changes, whatever the size of the tables. Rows are read as tuples (`values_list`), not model
-instances: an export turns hundreds of thousands of rows into versions, and instantiating
-each historical row and its previous version (with its user and partner) was most of the
-time it took. Each version's previous version is found by a correlated subquery, one probe
-of the (id, history_id) index of its historical table (`accounts.models.AuditHistoricalRecords`).
+changes, and one per model the page names (`names`), whatever the size of the tables. Rows
+are read as tuples (`values_list`), not model instances: an export turns hundreds of
+thousands of rows into versions, and instantiating each historical row and its previous
+version (with its user and partner) was most of the time it took. Each version's previous
+version is found by a correlated subquery, one probe of the (id, history_id) index of its
+historical table (`accounts.models.AuditHistoricalRecords`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.db.models import Model, OuterRef, Q, Subquery
 from django.utils.dateparse import parse_datetime
 
 from ledger.history.loader import _fetch
+from ledger.history.names import name_versions
 from ledger.history.versions import (
     AUDITED_MODELS,
     MERCHANT_COLUMN,
@@ -214,7 +216,8 @@ def _order_key(history_date: dt.datetime, label: str, history_id: int) -> tuple:
 def audit_log_page(
     filters: AuditFilters, *, limit: int = 50, cursor: Cursor | None = None
 ) -> tuple[list[Version], Cursor | None]:
-    """One page of the audit log, newest first, and the cursor of the next page (or None)."""
+    """One page of the audit log, newest first, and the cursor of the next page (or None),
+    its objects and foreign keys named (one query per model the page names)."""
     actor_ids = _actor_ids(filters.actor) if filters.actor else None
     streams = []
     for label, model in filters.models():
@@ -233,7 +236,7 @@ def audit_log_page(
     for label, rows in by_label.items():
         for hid, version in _with_changes(label, AUDITED_MODELS[label], rows).items():
             versions[(label, hid)] = version
-    ordered = [versions[(label, hid)] for _, label, hid in page]
+    ordered = name_versions([versions[(label, hid)] for _, label, hid in page])
     next_cursor = Cursor(page[-1][0], page[-1][1], page[-1][2]) if has_more and page else None
     return ordered, next_cursor
 
@@ -260,14 +263,15 @@ def iter_audit_log(filters: AuditFilters, *, batch: int | None = None) -> Iterat
     The same versions in the same order as following `audit_log_page`'s cursors, but each
     table is read on its own in keyset batches of `batch` rows (default `EXPORT_BATCH`) and
     the tables are merged as they stream, so no row is read twice. Nothing is read before
-    the first version is asked for.
+    the first version is asked for. Names are resolved per batch (one query per model each
+    batch names).
     """
     batch = batch or EXPORT_BATCH
     actor_ids = _actor_ids(filters.actor) if filters.actor else None
 
     def table(label, model):
         for rows, previous in _table_batches(label, model, filters, actor_ids, batch):
-            yield from _versions(label, model, rows, previous)
+            yield from name_versions(_versions(label, model, rows, previous))
 
     tables = [table(label, model) for label, model in filters.models()]
     yield from heapq.merge(*tables, key=lambda v: _order_key(v.history_date, v.model, v.history_id))

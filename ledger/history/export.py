@@ -25,7 +25,21 @@ from ledger.history.audit_log import (
     _order_key,
     _table_batches,
 )
-from ledger.history.versions import _diff, _field_labels, _fields, _plain, redacted_fields
+from ledger.history.names import (
+    Names,
+    labelled,
+    model_name,
+    operation_label,
+    want_changes,
+)
+from ledger.history.versions import (
+    Change,
+    _diff,
+    _field_labels,
+    _fields,
+    _plain,
+    redacted_fields,
+)
 from loyalty.spreadsheet import safe_cell
 
 CSV_COLUMNS = [
@@ -40,7 +54,29 @@ CSV_COLUMNS = [
     "reason",
     "request_id",
     "changes",
+    # Added after `changes` (tools reading columns by position keep working): what a person
+    # reads (ledger.history.names).
+    "model_name",
+    "object_label",
+    "operation_label",
+    "changes_text",
 ]
+
+NOTHING = "∅"  # a value that is not there, in `changes_text`
+
+
+def changes_text(changes: Sequence[Change], history_type: str) -> str:
+    """The `changes_text` column: "Status: Success → Canceled; Canceled by: ∅ → support-1"
+    (a creation lists "Field: value"), from labelled changes (`names.labelled`)."""
+    if history_type == "+":
+        return "; ".join(f"{c.field_label}: {_text(c.new_label)}" for c in changes)
+    return "; ".join(
+        f"{c.field_label}: {_text(c.old_label)} → {_text(c.new_label)}" for c in changes
+    )
+
+
+def _text(label) -> str:
+    return NOTHING if label is None else str(label)
 
 
 _JSON = json.JSONEncoder(default=str)  # what json.dumps(..., default=str) makes each time
@@ -120,7 +156,8 @@ def _csv_cell(value: str) -> str:
 
 
 def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict):
-    """(merge key..., CSV line) of each row (from `_version_rows`), in the rows' order."""
+    """(merge key..., CSV line) of each row (from `_version_rows`), in the rows' order; the
+    batch's names resolved together (one query per model it names)."""
     fields = _fields(model)
     labels = _field_labels(fields)
     heads = _json_heads(labels)
@@ -128,8 +165,20 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
     meta = len(_meta_columns())
     id_at = meta + fields.index("id")
     cell, text = _csv_cell, safe_cell
-    lines = []
+    names = Names()
+    diffs = []
     for row in rows:
+        names.want(model, row[id_at])
+        if row[2] == "-":
+            diffs.append([])
+            continue
+        diff = _diff(row[meta:-1], previous.get(row[-1]), labels, redacted)
+        want_changes(names, model, diff)
+        diffs.append(diff)
+    names.resolve()
+    model_text = text(model_name(model))
+    lines = []
+    for row, diff in zip(rows, diffs, strict=True):
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
          partner) = row[:meta]  # fmt: skip
         if kind == "-":
@@ -140,6 +189,7 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
             )
         else:
             changes = _changes_json(row[meta:-1], previous.get(row[-1]), heads)
+        readable = changes_text(labelled(names, model, diff, redacted), kind)
         # Every text cell goes through `safe_cell` (formula injection). Not: the timestamp
         # and the ids, digits first; history_type, one of the codes + ~ - (alone, none is a
         # formula); the changes, JSON that starts with "[".
@@ -156,6 +206,10 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
                 cell(text(reason or "")),
                 cell(text(request_id)),
                 cell(changes),
+                cell(model_text),
+                cell(text(names.of(model, row[id_at]))),
+                cell(text(operation_label(operation))),
+                cell(text(readable)),
             )
         )
         lines.append((*_order_key(date, label, hid), line + "\r\n"))

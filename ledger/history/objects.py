@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Model
 
+from ledger.history.names import name_versions
 from ledger.history.versions import (
     Change,
     Version,
@@ -46,7 +47,8 @@ def object_history_page(
 ) -> tuple[list[Version], int | None]:
     """One page of an object's versions, newest first (those older than history id `before`),
     and the `before` of the next page, or None. One query, bounded: a customer with a million
-    point movements has a million versions."""
+    point movements has a million versions; then one per model the page names (its objects
+    and foreign keys: `names.name_versions`)."""
     rows = model.history.filter(id=object_id).select_related("history_user__partner")
     if before is not None:
         rows = rows.filter(history_id__lt=before)
@@ -59,7 +61,7 @@ def object_history_page(
         for i, row in enumerate(rows[:limit])
     ]
     next_before = versions[-1].history_id if len(rows) > limit else None
-    return versions, next_before
+    return name_versions(versions), next_before
 
 
 def iter_object_history(model: type[Model], object_id: int, *, batch: int = 500):

@@ -54,6 +54,11 @@ class Change:
     field: str
     old: object
     new: object
+    # What a person reads (ledger.history.names): the field's verbose name, and each value
+    # named (an object by its name, a choice by its label, an instant with its time zone).
+    field_label: str = ""
+    old_label: object = None
+    new_label: object = None
 
 
 @dataclass
@@ -69,20 +74,37 @@ class Version:
     reason: str
     request_id: str
     changes: list[Change] = field(default_factory=list)
+    # What a person reads (ledger.history.names.name_versions fills them in).
+    model_name: str = ""
+    object_label: str = ""
+    operation_label: str = ""
 
     def as_dict(self) -> dict:
         return {
             "model": self.model,
+            "model_name": self.model_name,
             "object_id": self.object_id,
+            "object_label": self.object_label,
             "history_id": self.history_id,
             "history_date": self.history_date,
             "history_type": self.history_type,
             "actor": self.actor,
             "channel": self.channel,
             "operation": self.operation,
+            "operation_label": self.operation_label,
             "reason": self.reason,
             "request_id": self.request_id,
-            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
+            "changes": [
+                {
+                    "field": c.field,
+                    "field_label": c.field_label,
+                    "old": c.old,
+                    "new": c.new,
+                    "old_label": c.old_label,
+                    "new_label": c.new_label,
+                }
+                for c in self.changes
+            ],
         }
 
 
@@ -96,11 +118,25 @@ def actor_label(user) -> str:
         return user.get_username()
 
 
+# A tracked field named like a credential is redacted even if its model forgets to declare it
+# (a new credential column must not show up in history until someone notices).
+SECRET_NAME_PARTS = ("secret", "password", "digest", "token", "encrypted", "api_key", "hmac")
+
+
+def looks_secret(name: str) -> bool:
+    name = name.lower()
+    return any(part in name for part in SECRET_NAME_PARTS)
+
+
+@cache
 def redacted_fields(model: type[Model]) -> frozenset[str]:
-    """The fields of `model` whose values no reader of history shows, as `model` declares them
-    (`history_redacted_fields`, e.g. a partner's credentials). Their changes are still listed,
-    each value replaced by `REDACTED` (an empty value stays empty: it reveals nothing)."""
-    return frozenset(getattr(model, "history_redacted_fields", ()))
+    """The fields of `model` whose values no reader of history shows: those `model` declares
+    (`history_redacted_fields`, e.g. a partner's credentials) and any tracked field named like
+    a credential (`looks_secret`). Their changes are still listed, each value replaced by
+    `REDACTED` (an empty value stays empty: it reveals nothing)."""
+    declared = set(getattr(model, "history_redacted_fields", ()))
+    named = {label for label in _field_labels(_fields(model)) if looks_secret(label)}
+    return frozenset(declared | named)
 
 
 def _redact(value):

@@ -33,7 +33,16 @@ def test_stamp_history_after_a_staff_deduction(world, api_support):
         "staff-api",
         "double scan",
     )
-    assert newest["changes"] == [{"field": "count", "old": 2, "new": 1}]
+    assert newest["changes"] == [
+        {
+            "field": "count",
+            "field_label": "Count",
+            "old": 2,
+            "new": 1,
+            "old_label": "2",
+            "new_label": "1",
+        }
+    ]
     assert created["history_type"] == "+" and created["actor"] == "system"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
-from ledger.history.export import CSV_COLUMNS
+from ledger.history.export import CSV_COLUMNS, changes_text
 from ledger.history.versions import Version
 from loyalty.spreadsheet import safe_cell
 
@@ -29,4 +29,8 @@ def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
             json.dumps(
                 [{"field": c.field, "old": c.old, "new": c.new} for c in v.changes], default=str
             ),
+            safe_cell(v.model_name),
+            safe_cell(v.object_label),
+            safe_cell(v.operation_label),
+            safe_cell(changes_text(v.changes, v.history_type)),
         ]

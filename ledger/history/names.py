@@ -1,0 +1,220 @@
+"""What a person reads in history instead of ids and codes: objects by name, fields and models
+by their verbose names, operations by label, times with their time zone.
+
+Names are resolved in bulk for a page or an export batch (`Names.resolve`): one query per
+referenced model, whatever the number of rows, never one per row. An object that no longer
+exists is named by its model and id ("Customer #7"). A redacted field's value is never named
+(its label is `REDACTED` too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.db.models import Model
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.text import capfirst
+
+from ledger.corrections import CORRECTIONS
+from ledger.history.versions import (
+    AUDITED_MODELS,
+    REDACTED,
+    Change,
+    _field_labels,
+    _fields,
+    redacted_fields,
+)
+
+# Operations that are not corrections (the registry's `recorded` labels name those), by the
+# service name history records. An unknown code reads as itself, spaced and capitalised.
+OPERATION_LABELS = {
+    "balance_credit": "Balance credited",
+    "balance_debit": "Balance debited",
+    "balance_adjust": "Balance adjusted",
+    "balance_update_cancel": "Balance update canceled",
+    "customer_create": "Customer created",
+    "customer_update": "Customer updated",
+    "merchant_create": "Merchant created",
+    "store_create": "Store created",
+    "partner_create": "Partner created",
+    "partner_rotate_credentials": "Partner credentials rotated",
+    "point_deduct": "Points deducted",
+    "point_deduction_confirm": "Deduction confirmed",
+    "point_deduction_revert": "Deduction reverted",
+    "points_adjust": "Points adjusted",
+    "points_credit": "Points credited",
+    "stamp_add": "Stamp added",
+    "stamp_card_create": "Stamp card created",
+    "stamp_create": "Stamp card issued",
+    "stamp_deactivate": "Stamp deactivated",
+    "stamp_remove": "Stamp removed",
+    "stamp_set_count": "Stamp count set",
+    "stamp_update": "Stamp updated",
+}
+
+
+@cache
+def _operation_labels() -> dict[str, str]:
+    return {**OPERATION_LABELS, **{c.operation: c.recorded for c in CORRECTIONS}}
+
+
+def operation_label(code: str) -> str:
+    """ "Stamp added" for `stamp_add`; "" for no operation."""
+    if not code:
+        return ""
+    return _operation_labels().get(code) or capfirst(code.replace("_", " "))
+
+
+def model_name(model: type[Model]) -> str:
+    """ "Balance update" for BalanceUpdate: the verbose name, capitalised."""
+    return capfirst(str(model._meta.verbose_name))
+
+
+def format_instant(value: dt.datetime) -> str:
+    """`value` in the active time zone, with its abbreviation: "2026-12-06 14:03:12 UTC"."""
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    label: str  # what a person reads: "Canceled by"
+    related: type[Model] | None  # the model a foreign key points at
+    choices: dict | None
+    is_instant: bool
+
+
+@cache
+def field_infos(model: type[Model]) -> dict[str, FieldInfo]:
+    """Each change label (`_field_labels`) of `model`'s history, described."""
+    infos = {}
+    for name in _field_labels(_fields(model)):
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:  # a history-only column: named as it is
+            infos[name] = FieldInfo(capfirst(name.replace("_", " ")), None, None, False)
+            continue
+        infos[name] = FieldInfo(
+            label=capfirst(str(field.verbose_name)),
+            related=field.related_model if field.is_relation else None,
+            choices={k: str(v) for k, v in field.flatchoices} if field.choices else None,
+            is_instant=isinstance(field, models.DateTimeField),
+        )
+    return infos
+
+
+def field_label(model: type[Model], name: str) -> str:
+    info = field_infos(model).get(name)
+    return info.label if info else capfirst(name.replace("_", " "))
+
+
+class Names:
+    """Names of objects by (model, id), resolved in bulk: `want` what a page refers to, then
+    `resolve()` once (one query per model with unnamed ids), then `of`."""
+
+    def __init__(self) -> None:
+        self._wanted: dict[type[Model], set] = {}
+        self._names: dict[type[Model], dict] = {}
+
+    def want(self, model: type[Model] | None, pk) -> None:
+        if model is not None and pk is not None and pk != REDACTED:
+            self._wanted.setdefault(model, set()).add(pk)
+
+    def resolve(self) -> Names:
+        User = get_user_model()
+        # Models whose names read other objects first: those come along (select_related)
+        # and need no query of their own.
+        order = sorted(self._wanted, key=lambda m: not getattr(m, "str_related", ()))
+        for model in order:
+            known = self._names.setdefault(model, {})
+            ids = [pk for pk in self._wanted[model] if pk not in known]
+            if not ids:
+                continue
+            if model is User:
+                known.update(
+                    User._default_manager.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD)
+                )
+                continue
+            related = getattr(model, "str_related", ())
+            for obj in model._default_manager.filter(pk__in=ids).select_related(*related):
+                known[obj.pk] = str(obj)
+                for name in related:
+                    other = getattr(obj, name)
+                    if other is not None:
+                        self._names.setdefault(type(other), {})[other.pk] = str(other)
+        self._wanted = {}
+        return self
+
+    def of(self, model: type[Model], pk) -> str:
+        name = self._names.get(model, {}).get(pk)
+        return name if name is not None else f"{model_name(model)} #{pk}"
+
+
+def want_changes(names: Names, model: type[Model], changes: Iterable) -> None:
+    """Ask `names` for the objects the foreign keys of `changes` point at."""
+    infos = field_infos(model)
+    for change in changes:
+        info = infos.get(change.field)
+        if info is not None and info.related is not None:
+            names.want(info.related, change.old)
+            names.want(info.related, change.new)
+
+
+def value_label(names: Names, info: FieldInfo | None, value):
+    """What a person reads for a change's value: an object's name, a choice's label, an
+    instant with its time zone, "Yes"/"No"; None stays None, `REDACTED` stays `REDACTED`."""
+    if value is None or value == REDACTED:
+        return value
+    if info is not None:
+        if info.related is not None:
+            return names.of(info.related, value)
+        if info.choices is not None and value in info.choices:
+            return info.choices[value]
+        if info.is_instant and isinstance(value, str):
+            moment = parse_datetime(value)
+            if moment is not None:
+                return format_instant(moment)
+    if value is True or value is False:
+        return "Yes" if value else "No"
+    return value if isinstance(value, str) else str(value)
+
+
+def labelled(names: Names, model: type[Model], changes: list, redacted: frozenset[str]) -> list:
+    """`changes` with their `field_label`, `old_label` and `new_label` (names resolved)."""
+    infos = field_infos(model)
+    out = []
+    for c in changes:
+        info = infos.get(c.field)
+        if c.field in redacted:
+            old, new = c.old, c.new  # already masked; never named
+        else:
+            old, new = value_label(names, info, c.old), value_label(names, info, c.new)
+        label = info.label if info else capfirst(c.field.replace("_", " "))
+        out.append(Change(c.field, c.old, c.new, label, old, new))
+    return out
+
+
+def name_versions(versions: list) -> list:
+    """Fill in each version's `model_name`, `object_label`, `operation_label` and its changes'
+    labels, resolving every name the versions refer to in one query per model."""
+    names = Names()
+    for v in versions:
+        model = AUDITED_MODELS[v.model]
+        names.want(model, v.object_id)
+        want_changes(names, model, v.changes)
+    names.resolve()
+    for v in versions:
+        model = AUDITED_MODELS[v.model]
+        v.model_name = model_name(model)
+        v.object_label = names.of(model, v.object_id)
+        v.operation_label = operation_label(v.operation)
+        v.changes = labelled(names, model, v.changes, redacted_fields(model))
+    return versions
