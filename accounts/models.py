@@ -55,7 +55,7 @@ class Merchant(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.name} (#{self.pk})"
+        return self.name or f"Merchant #{self.pk}"
 
 
 class Store(models.Model):
@@ -69,7 +69,7 @@ class Store(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.name} (#{self.pk})"
+        return self.name or f"Store #{self.pk}"
 
 
 class Customer(models.Model):
@@ -130,5 +130,6 @@ class Customer(models.Model):
         ]
 
     def __str__(self) -> str:
+        """What a person knows the customer by: email, else member id, wallet, name."""
         label = self.email or self.member_id or self.wallet_address or self.name
-        return f"{label} (#{self.pk})"
+        return label or f"Customer #{self.pk}"

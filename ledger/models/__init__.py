@@ -42,7 +42,7 @@ class StampCard(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} (#{self.pk})"
+        return self.name or f"Stamp card #{self.pk}"
 
 
 class Stamp(models.Model):
@@ -84,8 +84,13 @@ class Stamp(models.Model):
         indexes = [models.Index(fields=["merchant", "id"], name="stamp_merchant_id")]
         permissions = [("remove_stamp", "Can remove a stamp (correction)")]
 
+    # The relations __str__ reads: the admin selects them with the object (ledger.admin.base).
+    str_related = ("card", "customer")
+
     def __str__(self) -> str:
-        return f"Stamp #{self.pk} ({self.count}/{self.max_stamps})"
+        """E.g. "Coffee card of alice@example.com, 3/10" (reads the card and the customer:
+        lists select them)."""
+        return f"{self.card} of {self.customer}, {self.count}/{self.max_stamps}"
 
 
 class BalanceUpdate(models.Model):
@@ -151,8 +156,14 @@ class BalanceUpdate(models.Model):
         ]
         permissions = [("cancel_balanceupdate", "Can cancel a balance update (correction)")]
 
+    str_related = ("customer",)  # what __str__ reads (see Stamp.str_related)
+
     def __str__(self) -> str:
-        return f"Balance update #{self.pk} ({self.effect} {self.amount}, {self.status})"
+        """E.g. "Credit of 500 to alice@example.com", "Debit of 200 from bob (canceled)"
+        (reads the customer: lists select it)."""
+        direction = "to" if self.effect == self.Effect.CREDIT else "from"
+        text = f"{self.get_effect_display()} of {self.amount} {direction} {self.customer}"
+        return text + " (canceled)" if self.status == self.Status.CANCELED else text
 
     @property
     def signed_amount(self) -> int:
@@ -256,8 +267,16 @@ class PointTransaction(models.Model):
             ("revert_pointtransaction", "Can revert a point deduction (correction)"),
         ]
 
+    str_related = ("customer",)  # what __str__ reads (see Stamp.str_related)
+
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.pk} ({self.points:+d})"
+        """E.g. "Deduction of 300 points from alice@example.com", "Credit of 50 points to bob",
+        "Adjustment of -20 points for carol" (reads the customer: lists select it)."""
+        if self.kind == self.Kind.ADJUST:
+            return f"Adjustment of {self.points:+d} points for {self.customer}"
+        noun = {self.Kind.DEDUCT: "Deduction", self.Kind.REVERT: "Revert"}.get(self.kind, "Credit")
+        direction = "from" if self.points < 0 else "to"
+        return f"{noun} of {abs(self.points)} points {direction} {self.customer}"
 
 
 class Event(models.Model):
