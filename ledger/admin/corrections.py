@@ -367,7 +367,7 @@ def run_correction(model_admin, request, correction: Correction, queryset, singl
     objects = list(queryset.select_related(*correction.select_related).order_by("pk"))
     ids = [obj.pk for obj in objects]
     form_class = AdjustmentForm if correction.with_amount else CorrectionForm
-    applying = request.method == "POST" and request.POST.get("post") == "yes"
+    applying = request.method == "POST" and "post" in request.POST  # the "Yes" button
     submitted = applying or (request.method == "POST" and "preview" in request.POST)
     form = form_class(request.POST if submitted else None, applying=applying)
     valid = form.is_valid()

@@ -163,7 +163,9 @@ def test_a_preview_needs_no_reason_and_the_page_offers_yes_only_after_one(suppor
     assert [o.after for o in preview.context["outcomes"]] == ["balance 15"]
     html = preview.content.decode()
     # The primary button looks primary; cancel is a plain link.
-    assert '<button type="submit" name="post" value="yes" class="button default"' in html
+    assert re.search(
+        r'<input type="submit" name="post" value="Yes, I\u2019m sure" class="default"', html
+    )
     assert '<a href="#" class="cancel-link">' in html
     assert "delete-confirmation" not in html  # Django's red delete buttons are not ours
 

@@ -63,7 +63,7 @@ def test_remove_stamp_confirmation_lists_every_stamp_now_and_after_and_changes_n
         (stamps[2].pk, "1/10", "0/10", None),
     ]
     html = response.content.decode()
-    assert 'name="reason"' in html and 'name="post" value="yes"' in html
+    assert 'name="reason"' in html and 'name="post" value="Yes, I\u2019m sure"' in html
     assert html.count('name="_selected_action"') == 3
     assert "2 will change, 1 will be refused" in html
     assert [s.count for s in Stamp.objects.order_by("pk")] == [3, 0, 1]
