@@ -238,8 +238,7 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "points_after",
         "redemption_id",
         "partner_transaction_id",
-        "reverts",
-        "reverted_by_link",
+        "reverted_by_link",  # both ways: what reverted a deduction, what a revert reverts
         "reason",
         "created",
         "confirmation_status",
@@ -276,7 +275,7 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
             return admin_link(reverted_by, f"reverted by #{reverted_by.pk}")
         return "-"
 
-    @admin.display(description="Reverted")
+    @admin.display(description="Revert")
     def reverted_by_link(self, obj):
         """What reverted this deduction (or what this revert reverts): when, who and why."""
         if obj.kind == PointTransaction.Kind.REVERT:

@@ -345,8 +345,8 @@ def test_a_reverted_deduction_and_its_revert_say_what_happened(support_client, c
     revert = PointTransaction.objects.get(reverts=deduction)
     when = timezone.localtime(revert.created, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
-    on_deduction = field_text(support_client, deduction, "Reverted")
-    on_revert = field_text(support_client, revert, "Reverted")
+    on_deduction = field_text(support_client, deduction, "Revert")
+    on_revert = field_text(support_client, revert, "Revert")
 
     revert_url = f"/admin/ledger/pointtransaction/{revert.pk}/change/"
     assert on_deduction == (

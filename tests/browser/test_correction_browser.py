@@ -95,3 +95,34 @@ def test_preview_then_yes_applies_the_previewed_amount(support_page, customer, s
     page.goto("/admin/")
     assert "ada@example.com" in page.inner_text("#recent-actions-module")
     screenshot("correction-recent-actions")
+
+
+def test_a_deduction_reverted_from_its_page_says_so_and_offers_no_second_revert(
+    support_page, customer, screenshot
+):
+    from partners.services import partner_create
+    from tests.admin.utils import deduct
+
+    partner, _ = partner_create(
+        actor=None, channel="command", name="Browser partner", merchants=[customer.merchant]
+    )
+    deduction = deduct(partner, customer, 30, "redeem-browser-2")
+    page = support_page
+    page.goto(f"/admin/ledger/pointtransaction/{deduction.pk}/change/")
+    page.click("text=Revert this deduction")
+    page.wait_for_selector("#confirm-correction")
+    page.fill("#id_reason", "Charged twice by the partner")
+    page.click("#confirm-correction")
+    page.wait_for_selector(".messagelist")
+
+    revert = PointTransaction.objects.get(reverts=deduction)
+    field = page.locator(".field-reverted_by_link .readonly")
+    assert field.inner_text().startswith(f"Reverted by #{revert.pk} on ")
+    assert field.inner_text().endswith("UTC by support-c: Charged twice by the partner")
+    assert page.locator("a.backoffice-action").count() == 0
+    screenshot("correction-reverted-deduction-page")
+    field.locator("a").click()
+    assert f"Reverts #{deduction.pk}, a deduction of 30 points" in page.inner_text(
+        ".field-reverted_by_link"
+    )
+    assert page.locator("a.backoffice-action").count() == 0
