@@ -34,6 +34,9 @@ class Correction:
     done: str  # what was done, in a result message: "Removed one stamp"
     recorded: str  # a correction of this kind, as a count or chart names it: "Stamp removed"
     size: Callable[[Model, int | None], int]  # section "size" of approvals and limits
+    # Whether the correction could succeed on `target` now (as far as its own row tells):
+    # surfaces offer it only then. The service still decides, under its locks.
+    available: Callable[[Model], bool] = lambda target: True
     takes_amount: bool = False
     # The service answers a new ledger row (the revert, the adjustment), not the target.
     creates: bool = False
@@ -55,6 +58,21 @@ class Correction:
         return self.service(actor=actor, channel=channel, **arguments)
 
 
+def _cancelable(update: BalanceUpdate) -> bool:
+    """Not canceled yet, and canceling would not take the customer's balance below 0."""
+    return (
+        update.status == BalanceUpdate.Status.SUCCESS
+        and update.customer.balance - update.signed_amount >= 0
+    )
+
+
+def _revertible(txn: PointTransaction) -> bool:
+    """A deduction not reverted yet."""
+    if txn.kind != PointTransaction.Kind.DEDUCT:
+        return False
+    return not PointTransaction.objects.filter(reverts_id=txn.pk).exists()
+
+
 CORRECTIONS: tuple[Correction, ...] = (
     Correction(
         kind="deduct_stamp",
@@ -67,6 +85,7 @@ CORRECTIONS: tuple[Correction, ...] = (
         done="Removed one stamp",
         recorded="Stamp removed",
         size=lambda stamp, amount: 1,
+        available=lambda stamp: stamp.count > 0 and stamp.deleted_at is None,
     ),
     Correction(
         kind="cancel_balance_update",
@@ -79,6 +98,7 @@ CORRECTIONS: tuple[Correction, ...] = (
         done="Canceled",
         recorded="Balance update canceled",
         size=lambda update, amount: update.amount,
+        available=lambda update: _cancelable(update),
     ),
     Correction(
         kind="revert_points",
@@ -91,6 +111,7 @@ CORRECTIONS: tuple[Correction, ...] = (
         done="Reverted",
         recorded="Deduction reverted",
         size=lambda deduction, amount: abs(deduction.points),  # stored negative
+        available=lambda txn: _revertible(txn),
         creates=True,
     ),
     Correction(

@@ -7,10 +7,14 @@ service, and the creation of a stamp card.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.html import format_html
 
-from ledger import services
+from ledger import history, services
 from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
 from ledger.admin.corrections import CorrectionsMixin
@@ -176,10 +180,17 @@ class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "balance_after",
         "reason",
         "created",
-        "canceled_at",
-        "canceled_by",
-        "cancel_reason",
+        "cancellation",
     ]
+
+    @admin.display(description="Canceled")
+    def cancellation(self, obj):
+        """Who canceled it, when, through which channel unless the admin, and why."""
+        if obj.status != BalanceUpdate.Status.CANCELED:
+            return "-"
+        version = _version_of(BalanceUpdate, obj.pk, "balance_update_cancel")
+        by = obj.canceled_by.get_username() if obj.canceled_by else None
+        return _correction_text("Canceled", version, obj.canceled_at, obj.cancel_reason, by=by)
 
     @admin.display(description="Amount", ordering="amount")
     def signed_amount_display(self, obj):
@@ -227,8 +238,7 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "points_after",
         "redemption_id",
         "partner_transaction_id",
-        "reverts",
-        "reverted_by_link",
+        "reverted_by_link",  # both ways: what reverted a deduction, what a revert reverts
         "reason",
         "created",
         "confirmation_status",
@@ -265,6 +275,51 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
             return admin_link(reverted_by, f"reverted by #{reverted_by.pk}")
         return "-"
 
-    @admin.display(description="Reverted by")
+    @admin.display(description="Revert")
     def reverted_by_link(self, obj):
-        return self.revert_link(obj)
+        """What reverted this deduction (or what this revert reverts): when, who and why."""
+        if obj.kind == PointTransaction.Kind.REVERT:
+            original = obj.reverts
+            return format_html(
+                "Reverts {}, a deduction of {} points",
+                admin_link(original, f"#{original.pk}"),
+                abs(original.points),
+            )
+        revert = getattr(obj, "reverted_by", None)
+        if revert is None:
+            return "-"
+        version = _version_of(PointTransaction, revert.pk, "point_deduction_revert")
+        return _correction_text(
+            format_html("Reverted by {}", admin_link(revert, f"#{revert.pk}")),
+            version,
+            revert.created,
+            revert.reason,
+        )
+
+
+def _version_of(model, pk: int, operation: str):
+    """The latest version of one object that `operation` wrote (a correction's history row)."""
+    versions, _ = history.object_history_page(model, pk, limit=20)
+    return next((v for v in versions if v.operation == operation), None)
+
+
+def _utc(moment: dt.datetime) -> str:
+    return f"{timezone.localtime(moment, dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _channel_label(channel: str) -> str:
+    return Channel(channel).label if channel in Channel.values else channel
+
+
+def _correction_text(what, version, when: dt.datetime, reason: str, by: str | None = None):
+    """ "Canceled on 2026-12-06 14:03 UTC by support: <reason>"; the channel, unless admin."""
+    by = by or (version.actor if version is not None else None)
+    channel = version.channel if version is not None else ""
+    return format_html(
+        "{} on {}{}{}{}",
+        what,
+        _utc(when),
+        f" by {by}" if by else "",
+        f" via {_channel_label(channel)}" if channel and channel != Channel.ADMIN else "",
+        f": {reason}" if reason else "",
+    )

@@ -132,9 +132,17 @@ def test_seed_demo_twice_reuses_what_the_first_made():
     assert [u["password"] for u in users[1].values()] == [None, None, None]
     assert users[0]["admin"]["token"] != users[1]["admin"]["token"]
     first["users"] = users[0]
-    assert set(first) == {"merchant", "stores", "stamp_card", "customers", "partner", "users"}
-    assert Merchant.objects.count() == 1 and Customer.objects.count() == 3
-    assert Stamp.objects.count() == 3 and Partner.objects.count() == 1
+    assert set(first) == {
+        "merchant",
+        "stores",
+        "stamp_card",
+        "customers",
+        "partner",
+        "corrections",
+        "users",
+    }
+    assert Merchant.objects.count() == 1 and Customer.objects.count() == 4
+    assert Stamp.objects.count() == 4 and Partner.objects.count() == 1
     assert reconcile.run()[0] == []
     api_key = first["partner"]["api_key"]
     assert Partner.objects.get().api_key_hash == credentials.hash_api_key(api_key)

@@ -10,11 +10,13 @@ from loyalty.audit import Channel
 from tests import factories
 from tests.admin.utils import (
     confirm_action,
+    confirm_object,
     credit,
     debit,
     deduct,
     messages_of,
     post_action,
+    texts_of,
 )
 from tests.helpers import fund
 
@@ -61,7 +63,7 @@ def test_remove_stamp_confirmation_lists_every_stamp_now_and_after_and_changes_n
         (stamps[2].pk, "1/10", "0/10", None),
     ]
     html = response.content.decode()
-    assert 'name="reason"' in html and 'name="post" value="yes"' in html
+    assert 'name="reason"' in html and 'name="post" value="Yes, I\u2019m sure"' in html
     assert html.count('name="_selected_action"') == 3
     assert "2 will change, 1 will be refused" in html
     assert [s.count for s in Stamp.objects.order_by("pk")] == [3, 0, 1]
@@ -86,12 +88,14 @@ def test_remove_stamp_applies_to_each_and_reports_what_was_done_and_refused(supp
 
     assert response.status_code == 302
     assert [s.count for s in Stamp.objects.order_by("pk")] == [2, 0, 0]
-    done, refused = messages_of(response)
-    assert done.startswith("Removed one stamp: 2 stamps.")
-    assert f"stamp #{stamps[0].pk}: 3/10 → 2/10" in done
-    assert f"stamp #{stamps[2].pk}: 1/10 → 0/10" in done
-    assert refused.startswith("Refused: 1 stamp, left unchanged.")
-    assert f"stamp #{stamps[1].pk}: The stamp count is already 0." in refused
+    done, _ = messages_of(response)
+    first, last = (f"/admin/ledger/stamp/{s.pk}/change/" for s in (stamps[0], stamps[2]))
+    assert done == (
+        "Removed one stamp from 2 stamps:<ul>"
+        f'<li><a href="{first}">{stamps[0]}</a>: 3/10 → 2/10</li>'
+        f'<li><a href="{last}">{stamps[2]}</a>: 1/10 → 0/10</li></ul>'
+    )
+    assert texts_of(response)[1] == f"Left {stamps[1]} unchanged: The stamp count is already 0."
     version = latest_version(Stamp, stamps[0].pk)
     assert_attributed(version, operation="stamp_remove")
     assert [(c.field, c.old, c.new) for c in version.changes] == [("count", 3, 2)]
@@ -108,10 +112,11 @@ def test_remove_stamp_button_on_the_stamp_page_confirms_then_returns_to_the_page
     page = support_client.get(url)
     assert page.status_code == 200 and outcomes(page) == [(stamp.pk, "3/10", "2/10", None)]
     assert 'name="_selected_action"' not in page.content.decode()
-    refused = support_client.post(url, {"post": "yes", "reason": ""})
+    token = page.context["preview_token"]
+    refused = support_client.post(url, {"post": "yes", "reason": "", "preview_token": token})
     assert refused.status_code == 200 and refused.context["form"].errors["reason"]
 
-    response = support_client.post(url, {"post": "yes", "reason": REASON})
+    response = support_client.post(url, {"post": "yes", "reason": REASON, "preview_token": token})
 
     assert response.status_code == 302
     assert response["Location"] == f"/admin/ledger/stamp/{stamp.pk}/change/"
@@ -194,9 +199,12 @@ def test_cancel_applies_to_each_records_history_and_reports_refusals(support_cli
     u["alice"].refresh_from_db()
     u["bob"].refresh_from_db()
     assert (u["alice"].balance, u["bob"].balance) == (100, 10)
-    done, refused = messages_of(response)
-    assert done.startswith("Canceled: 2 balance updates.")
-    assert refused.startswith("Refused: 2 balance updates, left unchanged.")
+    done, refused = texts_of(response)
+    assert done == (
+        f"Canceled 2 balance updates:{u['a']}: Success; balance 90 → Canceled; balance 70"
+        f"{u['b']}: Success; balance 70 → Canceled; balance 100"
+    )
+    assert refused.startswith("Refused for 2 balance updates, left unchanged:")
     assert "already been canceled" in refused and "may not go below 0" in refused
     version = latest_version(BalanceUpdate, u["a"].pk)
     assert_attributed(version, operation="balance_update_cancel")
@@ -258,10 +266,10 @@ def test_revert_gives_points_back_once_with_history_and_reports_refusals(
     revert = PointTransaction.objects.get(reverts=d1)
     assert (revert.points, revert.points_after, revert.reason) == (40, 100, REASON)
     done, refused = messages_of(response)
-    assert (
-        done
-        == f"Reverted: 1 point transaction. point transaction #{d1.pk}: 60 points → 100 points."
-    )
+    url = f"/admin/ledger/pointtransaction/{d1.pk}/change/"
+    assert done == f'Reverted <a href="{url}">{d1}</a>: 60 points → 100 points.'
+    refused = texts_of(response)[1]
+    assert refused.startswith("Refused for 2 point transactions, left unchanged:")
     assert "Only a point deduction" in refused and "already been reverted" in refused
     version = latest_version(PointTransaction, revert.pk)
     assert_attributed(version, operation="point_deduction_revert")
@@ -326,14 +334,9 @@ def test_adjust_balance_applies_a_new_update_per_customer_and_refuses_below_zero
     assert (rich.balance, poor.balance) == (50, 0)
     adjustment = BalanceUpdate.objects.get(customer=rich, reason=REASON)
     assert (adjustment.effect, adjustment.amount, adjustment.store) == ("debit", 50, None)
-    done, refused = messages_of(response)
-    assert (
-        done == f"Adjusted the balance: 1 customer. customer #{rich.pk}: balance 100 → balance 50."
-    )
-    assert refused == (
-        f"Refused: 1 customer, left unchanged. customer #{poor.pk}: Insufficient balance: "
-        "the customer has 0."
-    )
+    done, refused = texts_of(response)
+    assert done == f"Adjusted the balance of {rich}: balance 100 → balance 50."
+    assert refused == f"Left {poor} unchanged: Insufficient balance: the customer has 0."
     assert_attributed(latest_version(BalanceUpdate, adjustment.pk), operation="balance_adjust")
     version = latest_version(Customer, rich.pk)
     assert_attributed(version, operation="balance_adjust")
@@ -351,9 +354,9 @@ def test_adjust_points_applies_to_each_customer_with_history(support_client, two
     rich.refresh_from_db()
     poor.refresh_from_db()
     assert (rich.points, poor.points) == (125, 25)
-    assert messages_of(response) == [
-        f"Adjusted the points: 2 customers. customer #{rich.pk}: 100 points → 125 points; "
-        f"customer #{poor.pk}: 0 points → 25 points."
+    assert texts_of(response) == [
+        f"Adjusted the points of 2 customers:{rich}: 100 points → 125 points"
+        f"{poor}: 0 points → 25 points"
     ]
     txn = PointTransaction.objects.get(customer=poor, kind="adjust")
     assert (txn.points, txn.points_after, txn.reason) == (25, 25, REASON)
@@ -365,10 +368,7 @@ def test_adjust_points_refuses_going_below_zero(support_client, two_customers):
     response = confirm_action(
         support_client, Customer, "adjust_points", [poor], REASON, amount="-1"
     )
-    assert messages_of(response) == [
-        f"Refused: 1 customer, left unchanged. customer #{poor.pk}: User has 0 points, "
-        "cannot deduct 1."
-    ]
+    assert texts_of(response) == [f"Left {poor} unchanged: User has 0 points, cannot deduct 1."]
     assert not PointTransaction.objects.filter(customer=poor).exists()
 
 
@@ -377,7 +377,7 @@ def test_adjust_button_on_the_customer_page(support_client, two_customers):
     url = f"/admin/accounts/customer/{rich.pk}/correction/adjust_points/"
     assert url in support_client.get(f"/admin/accounts/customer/{rich.pk}/change/").content.decode()
 
-    response = support_client.post(url, {"post": "yes", "reason": REASON, "amount": "-10"})
+    response = confirm_object(support_client, url, REASON, amount="-10")
 
     assert response.status_code == 302
     assert response["Location"] == f"/admin/accounts/customer/{rich.pk}/change/"

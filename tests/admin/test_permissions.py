@@ -6,7 +6,7 @@ from accounts.models import Customer
 from ledger.history import AUDITED_MODELS
 from ledger.models import BalanceUpdate, PointTransaction, Stamp
 from tests import factories
-from tests.admin.utils import changelist, confirm_action, deduct
+from tests.admin.utils import changelist, confirm_action, confirm_object, deduct
 from tests.helpers import fund
 
 pytestmark = pytest.mark.django_db
@@ -141,8 +141,8 @@ def test_superuser_can_run_every_action(superuser_client, cases, action):
     model, objects, data = cases[action]
     before = snapshot()
 
-    response = superuser_client.post(
-        object_url(model, objects[0], action), {"post": "yes", "reason": REASON, **data}
+    response = confirm_object(
+        superuser_client, object_url(model, objects[0], action), REASON, **data
     )
 
     assert response.status_code == 302

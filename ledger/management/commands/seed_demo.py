@@ -1,5 +1,10 @@
 """Demo data for `make run`: idempotent; with DEBUG on its logins are public (demo only),
-with DEBUG off their passwords are random and printed once."""
+with DEBUG off their passwords are random and printed once.
+
+Besides the customers it makes one of every ledger row a correction can act on (a deduction,
+a reverted one, one a partner reported reverted but never was, a canceled balance update,
+stamps at 0 and at the card's maximum), through the services, so every admin correction
+has something to try."""
 
 import datetime as dt
 import secrets
@@ -7,12 +12,13 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, merchant_create, store_create
 from ledger import services
-from ledger.models import Stamp, StampCard
+from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from ledger.roles import staff_create
 from loyalty.audit import Channel
 from loyalty.commands import JsonCommand
@@ -56,7 +62,21 @@ CUSTOMERS = [
         7,
     ),
     ("carol@example.com", "M-1003", "0xca20100000000000000000000000000000000003", "Carol", 0, 0, 0),
+    (
+        "dan@example.com",
+        "M-1004",
+        "0xda40000000000000000000000000000000000004",
+        "Dan",
+        300,
+        0,
+        10,  # the card's maximum
+    ),
 ]
+# Bob's rows for the corrections (the smoke test spends Alice's): redemption ids of a
+# deduction left as is, one reverted, one the partner reported reverted but never was.
+SEED_REDEMPTIONS = ["seed-redeem-1", "seed-redeem-2", "seed-redeem-3"]
+CANCELED_DEBIT = 20
+CANCEL_REASON = "Demo: charged twice at the till"
 
 
 class Command(JsonCommand):
@@ -129,6 +149,9 @@ class Command(JsonCommand):
                 merchants=[merchant],
                 credentials=DEMO_CREDENTIALS,
             )
+        cases = self.correction_cases(partner, customers[1], stores[1], customers)
+        for customer in customers:
+            customer.refresh_from_db()  # the payload shows values after the corrections' rows
         users = {}
         for username, role, demo_password in USERS:
             exists = get_user_model().objects.filter(username=username).exists()
@@ -171,6 +194,7 @@ class Command(JsonCommand):
                 "hmac_key": DEMO_CREDENTIALS.hmac_key,
                 "hmac_secret": DEMO_CREDENTIALS.hmac_secret,
             },
+            "corrections": cases,
             "users": users,
         }
         lines = [
@@ -184,6 +208,7 @@ class Command(JsonCommand):
                 for c in payload["customers"]
             ],
             f"Partner {partner.pk}: {partner.name}",
+            "To correct: " + ", ".join(f"{name} {pk}" for name, pk in cases.items()),
             f"  api_key {DEMO_CREDENTIALS.api_key}   (Stamp API: 'Authorization: APIKey ...', "
             "Balance API: 'Authorization: Token ...')",
             f"  hmac_key {DEMO_CREDENTIALS.hmac_key}   hmac_secret {DEMO_CREDENTIALS.hmac_secret}"
@@ -198,3 +223,55 @@ class Command(JsonCommand):
             else "These are public demo credentials: never run seed_demo on a real deployment.",
         ]
         return payload, "\n".join(lines)
+
+    @staticmethod
+    def correction_cases(partner, bob, store, customers) -> dict[str, int]:
+        """One row of each kind a correction acts on (made once), as {kind: id}."""
+        actor, channel = None, Channel.COMMAND
+
+        def deduction(redemption_id: str) -> PointTransaction | None:
+            return PointTransaction.objects.filter(
+                partner=partner, redemption_id=redemption_id, kind=PointTransaction.Kind.DEDUCT
+            ).first()
+
+        if deduction(SEED_REDEMPTIONS[0]) is None:
+            deducted = [
+                services.point_deduct(
+                    actor=actor,
+                    channel=channel,
+                    partner=partner,
+                    customer=bob,
+                    points=points,
+                    redemption_id=redemption_id,
+                )
+                for points, redemption_id in zip((100, 50, 30), SEED_REDEMPTIONS, strict=True)
+            ]
+            services.point_deduction_revert(
+                actor=actor,
+                channel=channel,
+                deduction=deducted[1],
+                reason="Demo: the redemption failed at the partner",
+            )
+            services.point_deduction_confirm(
+                actor=actor, channel=channel, deduction=deducted[2], status="reverted"
+            )
+            debit = services.balance_debit(
+                actor=actor, channel=channel, customer=bob, store=store, amount=CANCELED_DEBIT
+            )
+            services.balance_update_cancel(
+                actor=actor, channel=channel, balance_update=debit, reason=CANCEL_REASON
+            )
+        stamps = Stamp.objects.filter(customer__in=customers).order_by("pk")
+        return {
+            "deduction": deduction(SEED_REDEMPTIONS[0]).pk,
+            "reverted_deduction": deduction(SEED_REDEMPTIONS[1]).pk,
+            "needs_attention": deduction(SEED_REDEMPTIONS[2]).pk,
+            "canceled_balance_update": BalanceUpdate.objects.get(
+                customer=bob, status=BalanceUpdate.Status.CANCELED, cancel_reason=CANCEL_REASON
+            ).pk,
+            # None once someone has corrected the demo's only such stamp away.
+            "stamp_at_zero": stamps.filter(count=0).values_list("pk", flat=True).first(),
+            "stamp_at_max": stamps.filter(count=F("max_stamps"))
+            .values_list("pk", flat=True)
+            .first(),
+        }
