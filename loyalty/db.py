@@ -5,7 +5,7 @@ The triggers are PostgreSQL-only; on SQLite (the zero-setup `make run`) the oper
 nothing and the CHECK and UNIQUE constraints, which both engines enforce, still hold.
 """
 
-from django.db import DEFAULT_DB_ALIAS, connections, migrations
+from django.db import DEFAULT_DB_ALIAS, connections, migrations, models
 
 
 def is_postgresql(connection=None) -> bool:
@@ -15,6 +15,46 @@ def is_postgresql(connection=None) -> bool:
     if connection is None:
         connection = connections[DEFAULT_DB_ALIAS]
     return connection.vendor == "postgresql"
+
+
+class CoveringIndex(models.Index):
+    """An index with non-key columns (`include`, PostgreSQL's INCLUDE) where the database has
+    them, and the same index without them elsewhere (SQLite, the demo).
+
+    Django does that to a plain `Index(include=...)` too, but warns about it on every check
+    (models.W040) though nothing is wrong. Here the model's index holds the columns as
+    `covering`, adds them to its SQL only where supported, and describes itself to migrations
+    as the plain `models.Index(include=...)` it stands for: the migration files and
+    `makemigrations` stay as they were, and they import no app code.
+    """
+
+    def __init__(self, *args, include=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.covering = tuple(include)
+
+    def deconstruct(self):
+        _path, args, kwargs = super().deconstruct()
+        if self.covering:
+            kwargs["include"] = self.covering
+        return "django.db.models.Index", args, kwargs
+
+    def as_index(self) -> models.Index:
+        """The plain index this stands for (what the migration files hold)."""
+        _path, args, kwargs = self.deconstruct()
+        return models.Index(*args, **kwargs)
+
+    def __eq__(self, other):
+        # Equal to the plain index it stands for, so the autodetector sees no change.
+        if isinstance(other, models.Index):
+            return self.deconstruct() == other.deconstruct()
+        return NotImplemented
+
+    __hash__ = models.Index.__hash__
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.features.supports_covering_indexes:
+            return self.as_index().create_sql(model, schema_editor, using=using, **kwargs)
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
 
 
 # restrict_violation (SQLSTATE 23001) surfaces as django.db.IntegrityError.

@@ -23,10 +23,13 @@ def current_request_id() -> str:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds `request_id` to every log record (empty outside a request)."""
+    """Adds `request_id` to every log record (empty outside a request), unless the record
+    already has one (django.request logs some answers after the middleware has returned:
+    RedactingFilter takes theirs from the request)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get()
+        if not getattr(record, "request_id", ""):
+            record.request_id = _request_id.get()
         return True
 
 
@@ -50,6 +53,8 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
         if request is not None and not isinstance(request, str):
+            if not getattr(record, "request_id", ""):
+                record.request_id = getattr(request, "request_id", "") or _request_id.get()
             names = "&".join(query_names(request))
             record.request = f"{request.method} {request.path}" + (f"?{names}" if names else "")
         status = getattr(record, "status_code", None)

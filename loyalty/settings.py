@@ -285,8 +285,13 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Our access line replaces these (it carries the request id and duration).
-        "django.server": {"level": "WARNING"},
+        # Django's own handlers go (its DEBUG console handler wrote every 4xx/5xx a second
+        # time, and django.security.* records with their tracebacks): everything reaches the
+        # root handler once.
+        "django": {"handlers": []},
+        # Our access line replaces runserver's (it carries the request id and duration), and
+        # django.request already logs each 4xx/5xx.
+        "django.server": {"handlers": [], "level": "CRITICAL", "propagate": False},
         # Every 4xx/5xx is logged here with the request attached: no query values, and no
         # traceback for a plain 403/404 (see RedactingFilter; also on the handler, for the
         # django.security.* loggers).

@@ -8,13 +8,17 @@ real in `save_model`, attributed to the staff user on the `admin` channel.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import urlencode
@@ -64,19 +68,71 @@ class CappedCountPaginator(Paginator):
         return max(int(row[0]), 0) if row else 0
 
 
-def admin_link(obj, label: str | None = None) -> str:
-    """A link to `obj`'s admin page (no query: uses the object already loaded)."""
+# The request of the admin page being built (set by `BackOfficeSite.admin_view` while the
+# view runs and its template renders): display methods and read-only fields get no request,
+# and a link must know whether its user may follow it.
+current_request: ContextVar = ContextVar("backoffice_request", default=None)
+
+
+def may_view(obj, request=None) -> bool:
+    """Whether the user of `request` (default: the current admin request) may open `obj`'s
+    admin page: its model is registered and its admin grants view (or change) on it. False
+    when there is no request to ask about."""
+    request = request or current_request.get()
+    if request is None or obj is None:
+        return False
+    model_admin = admin.site._registry.get(type(obj)._meta.concrete_model)
+    return model_admin is not None and model_admin.has_view_or_change_permission(request, obj)
+
+
+def admin_link(obj, label: str | None = None, *, request=None) -> str:
+    """A link to `obj`'s admin page (no query: uses the object already loaded), or the plain
+    label when the user may not open that page (no link to a 403)."""
     if obj is None:
         return "-"
+    text = label if label is not None else str(obj)
+    if not may_view(obj, request):
+        return format_html("{}", text)
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, label if label is not None else str(obj))
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+def _readonly_foreign_key_link(self, remote_field, remote_obj):
+    # Django's read-only foreign keys link to the related page whoever looks (a "Canceled by"
+    # user linked Support to a 403); the object pages' links go through `admin_link` instead.
+    return admin_link(remote_obj)
+
+
+helpers.AdminReadonlyField.get_admin_url = _readonly_foreign_key_link
 
 
 def changelist_link(model, label: str, **filters) -> str:
     opts = model._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
     return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), label)
+
+
+def truncated(text, size: str = "m") -> str:
+    """`text` cut by CSS with an ellipsis (`size`: s, m or l, see styles.html), the whole
+    text in its `title` on hover (and on the object page)."""
+    text = "" if text is None else str(text)
+    if not text:
+        return "-"
+    return format_html('<span class="truncate truncate-{}" title="{}">{}</span>', size, text, text)
+
+
+def when(value) -> str:
+    """A compact date and time for a list column (full precision on the object page)."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        local.strftime("%Y-%m-%d %H:%M"),
+    )
 
 
 class BackOfficeAdmin(admin.ModelAdmin):

@@ -6,17 +6,42 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, wraps
 
 from django.contrib import admin
 from django.urls import path
 
 from ledger.admin.audit_log import audit_log_csv_view, audit_log_view
+from ledger.admin.base import current_request
 from ledger.admin.dashboard import dashboard_view
 
 
 class BackOfficeSite(admin.AdminSite):
     """Adds `admin:audit_log`, `admin:audit_log_csv` and `admin:dashboard`."""
+
+    site_header = "Loyalty back office"
+    site_title = "Loyalty back office"
+    index_title = "Back office"
+    # No public site behind the back office ("/" redirects here): no "View site" link.
+    site_url = None
+
+    def admin_view(self, view, cacheable=False):
+        """Django's wrapper, plus `current_request` while the view runs and its template
+        renders (so links know what the user may open)."""
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def with_request(request, *args, **kwargs):
+            token = current_request.set(request)
+            try:
+                response = inner(request, *args, **kwargs)
+                if hasattr(response, "render") and not response.is_rendered:
+                    response.render()  # here, not later in the handler: the links need it
+                return response
+            finally:
+                current_request.reset(token)
+
+        return with_request
 
     def get_urls(self):
         return [

@@ -11,13 +11,14 @@ from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import Customer, Merchant, Store, audit_history
+from loyalty.db import CoveringIndex
 from loyalty.http.limits import MAX_AMOUNT
 
 
 def corrections_index(name: str) -> models.Index:
     """On a historical table: its corrections by kind and time, with who and why, answered from
     the index alone (the dashboard counts them per day, reason and actor)."""
-    return models.Index(
+    return CoveringIndex(
         fields=["operation", "history_date"],
         include=["history_change_reason", "history_user"],
         name=name,
@@ -256,7 +257,7 @@ class PointTransaction(models.Model):
                 fields=["-id"], condition=Q(needs_attention=True), name="pointtxn_needs_attention"
             ),
             # The dashboard's settlement view: deductions and reverts per partner in a window.
-            models.Index(
+            CoveringIndex(
                 fields=["created"],
                 include=["partner", "kind", "points"],
                 condition=Q(kind__in=["deduct", "revert"]),
