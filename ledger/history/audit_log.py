@@ -100,7 +100,8 @@ def _table_queryset(label: str, model: type[Model], filters: AuditFilters, actor
     if filters.channel:
         qs = qs.filter(channel=filters.channel)
     if filters.merchant is not None:
-        qs = qs.filter(**{MERCHANT_COLUMN.get(model, "merchant_id"): filters.merchant})
+        column = MERCHANT_COLUMN.get(model, "merchant_id")
+        qs = qs.filter(**{column: filters.merchant}) if column else qs.none()
     if filters.q:
         qs = qs.filter(history_change_reason__icontains=filters.q)
     if cursor is not None:
