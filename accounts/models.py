@@ -54,6 +54,8 @@ class Merchant(models.Model):
     class Meta:
         ordering = ["id"]
 
+    str_fields = ("name",)  # what __str__ reads: history loads only these to name many
+
     def __str__(self) -> str:
         return self.name or f"Merchant #{self.pk}"
 
@@ -67,6 +69,8 @@ class Store(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    str_fields = ("name",)  # what __str__ reads (see Merchant.str_fields)
 
     def __str__(self) -> str:
         return self.name or f"Store #{self.pk}"
@@ -128,6 +132,9 @@ class Customer(models.Model):
             ("adjust_balance_customer", "Can adjust a customer's balance (correction)"),
             ("adjust_points_customer", "Can adjust a customer's points (correction)"),
         ]
+
+    # What __str__ reads (see Merchant.str_fields).
+    str_fields = ("email", "member_id", "wallet_address", "name")
 
     def __str__(self) -> str:
         """What a person knows the customer by: email, else member id, wallet, name."""

@@ -51,6 +51,8 @@ class Partner(models.Model):
             models.CheckConstraint(condition=~Q(name=""), name="partner_name_not_empty"),
         ]
 
+    str_fields = ("name",)  # what __str__ reads (see accounts.models.Merchant.str_fields)
+
     def __str__(self) -> str:
         return self.name
 

@@ -217,15 +217,26 @@ class CustomerPointsAdjustedSerializer(CustomerSerializer):
 
 class ChangeSerializer(serializers.Serializer):
     field = serializers.CharField()
+    field_label = serializers.CharField(help_text='The field\'s verbose name: "Canceled by".')
     old = serializers.JSONField(allow_null=True)
     new = serializers.JSONField(allow_null=True)
+    old_label = serializers.CharField(
+        allow_null=True,
+        help_text="`old` as a person reads it: an object's name (a customer's email, a user's "
+        "username), a choice's label, an instant with its time zone; null when `old` is.",
+    )
+    new_label = serializers.CharField(allow_null=True, help_text="`new` as a person reads it.")
 
 
 class VersionSerializer(serializers.Serializer):
     """One historical version: who, when, through which channel, why, before and after."""
 
     model = serializers.CharField()
+    model_name = serializers.CharField(help_text='Verbose name: "Balance update".')
     object_id = serializers.IntegerField()
+    object_label = serializers.CharField(
+        help_text='The object\'s name: "Credit of 500 to alice@example.com".'
+    )
     history_id = serializers.IntegerField()
     history_date = serializers.DateTimeField()
     history_type = serializers.ChoiceField(
@@ -234,6 +245,9 @@ class VersionSerializer(serializers.Serializer):
     actor = serializers.CharField(help_text='Username, partner name, or "system".')
     channel = serializers.CharField()
     operation = serializers.CharField()
+    operation_label = serializers.CharField(
+        allow_blank=True, help_text='`operation` as a person reads it: "Stamp added".'
+    )
     reason = serializers.CharField(allow_blank=True)
     request_id = serializers.CharField(allow_blank=True)
     changes = ChangeSerializer(many=True)

@@ -117,6 +117,11 @@ def test_auditor_reads_the_audit_log_and_a_history_diff_and_sees_no_action(page,
     page.goto("/admin/audit-log/")
     log = page.inner_text("#audit-log")
     assert "Reconciled with the till" in log and "Browser partner" in log
+    # Names, not numbers: the object by its name (a link), the operation by its label, the
+    # time with its zone.
+    assert f"{stamp.card.name} of {stamp.customer}" in log and "Stamp removed" in log
+    assert " UTC" in log
+    assert page.locator(f'#audit-log a[href$="/admin/ledger/stamp/{stamp.pk}/change/"]').count()
     screenshot("auditor-audit-log")
     page.fill("#id_q", "reconciled")
     page.click("#audit-log-filters input[type=submit]")
@@ -124,7 +129,7 @@ def test_auditor_reads_the_audit_log_and_a_history_diff_and_sees_no_action(page,
 
     page.goto(f"/admin/ledger/stamp/{stamp.pk}/history/")
     first_row = page.locator("#history-versions > tbody > tr").first
-    assert "count" in first_row.inner_text()
+    assert "Count" in first_row.inner_text()
     assert first_row.locator(".old").inner_text() == "4"
     assert first_row.locator(".new").inner_text() == "3"
     screenshot("auditor-stamp-history")

@@ -32,5 +32,10 @@ def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
             safe_cell(v.model_name),
             safe_cell(v.object_label),
             safe_cell(v.operation_label),
-            safe_cell(changes_text(v.changes, v.history_type)),
+            safe_cell(
+                changes_text(
+                    [(c.field_label, c.old_label, c.new_label) for c in v.changes],
+                    v.history_type,
+                )
+            ),
         ]

@@ -312,6 +312,7 @@ def test_changes_column_is_json_dumps_of_the_changes():
             [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
         )
         assert export._changes_json(new, old, heads) == expected
+        assert export._json_of_changes(changes, dict(zip(labels, heads, strict=True))) == expected
     redacted = frozenset(labels[:4])
     for new, old in [(AWKWARD, None), (AWKWARD, AWKWARD[::-1])]:
         changes = _diff(new, old, labels, redacted)
@@ -332,6 +333,7 @@ def test_changes_column_is_json_dumps_of_the_changes():
             [{"field": c.field, "old": c.old, "new": c.new} for c in changes], default=str
         )
         assert export._redacted_changes_json(new, old, labels, heads, redacted) == expected
+        assert export._json_of_changes(changes, dict(zip(labels, heads, strict=True))) == expected
 
 
 def test_csv_cells_are_what_csv_writer_writes():
