@@ -301,7 +301,7 @@ def apply_each(model_admin, request, correction: Correction, objects, reason: st
     """Apply the correction for real on each object, each applied one in the admin log."""
     outcomes = attempt_each(correction, request.user, objects, reason, amount)
     for outcome in outcomes:
-        if outcome.refusal is None:
+        if outcome.after is not None:  # applied (not refused, nor anything else)
             # The corrected object as it is now (the service's answer, unless it made a row).
             obj = outcome.obj if correction.registered.creates else outcome.result
             model_admin.log_change(request, obj, _log_message(correction, outcome, reason, amount))
@@ -321,7 +321,7 @@ def correction_action(correction: Correction):
 def _report(model_admin, request, correction: Correction, outcomes: list[Outcome]) -> None:
     """One message per outcome group: a sentence for one object, a sentence and a list else."""
     opts = model_admin.model._meta
-    done = [o for o in outcomes if o.refusal is None]
+    done = [o for o in outcomes if o.after is not None]
     refused = [o for o in outcomes if o.refusal is not None]
 
     def counted(n: int) -> str:

@@ -160,6 +160,10 @@ def test_a_preview_needs_no_reason_and_the_page_offers_yes_only_after_one(suppor
     )
 
     assert preview.status_code == 200 and not preview.context["form"].errors
+    half_typed = support_client.post(
+        adjust_url(customer, "adjust_balance"), {"preview": "1", "amount": "5", "reason": "ab"}
+    )
+    assert not half_typed.context["form"].errors  # a reason is checked when applying only
     assert [o.after for o in preview.context["outcomes"]] == ["balance 15"]
     html = preview.content.decode()
     # The primary button looks primary; cancel is a plain link.
