@@ -365,7 +365,11 @@ def _request(correction, *, user, channel, target, reason, amount, size, why) ->
 
 def _locked_pending(approval: Approval, now: dt.datetime) -> Approval:
     """The approval, row-locked for this transaction, if it may still be decided."""
-    locked = Approval.objects.select_for_update().select_related("requested_by").get(pk=approval.pk)
+    locked = (
+        Approval.objects.select_for_update(of=("self",))
+        .select_related("requested_by")
+        .get(pk=approval.pk)
+    )
     if locked.status != Approval.Status.PENDING:
         raise errors.AlreadyDecided(f"This approval request is already {locked.status}.")
     if locked.expires_at <= now:
@@ -465,7 +469,7 @@ def expire_due(now: dt.datetime | None = None, *, batch: int = 100) -> int:
     while True:
         with transaction.atomic():
             due = list(
-                Approval.objects.select_for_update(skip_locked=True)
+                Approval.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("requested_by", "decided_by")
                 .filter(status=Approval.Status.PENDING, expires_at__lte=now)
                 .order_by("id")[:batch]

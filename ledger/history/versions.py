@@ -84,9 +84,16 @@ class Version:
     reason: str
     request_id: str
     changes: list[Change] = field(default_factory=list)
+    # A change that applied an approved request: who approved it, which approval, why.
+    approved_by: str | None = None
+    approval: int | None = None
+    approval_reason: str = ""
 
     def as_dict(self) -> dict:
         return {
+            "approved_by": self.approved_by,
+            "approval": self.approval,
+            "approval_reason": self.approval_reason or None,
             "model": self.model,
             "object_id": self.object_id,
             "history_id": self.history_id,
