@@ -251,6 +251,13 @@ class VersionSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
     request_id = serializers.CharField(allow_blank=True)
     changes = ChangeSerializer(many=True)
+    approved_by = serializers.CharField(
+        allow_null=True, help_text="Who approved the change (a held correction), or null."
+    )
+    approval = serializers.IntegerField(allow_null=True, help_text="The approval's id, or null.")
+    approval_reason = serializers.CharField(
+        allow_null=True, help_text="The approver's reason, or null."
+    )
 
 
 class AuditLogPageSerializer(serializers.Serializer):

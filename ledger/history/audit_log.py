@@ -133,6 +133,9 @@ def _meta_columns() -> tuple[str, ...]:
         "history_user_id",
         f"history_user__{username}",
         "history_user__partner__name",
+        f"approved_by__{username}",
+        "approval_id",
+        "approval_reason",
     )
 
 
@@ -179,7 +182,7 @@ def _versions(label: str, model: type[Model], rows: list[tuple], previous: dict)
     versions = []
     for row in rows:
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
-         partner) = row[:meta]  # fmt: skip
+         partner, approved_by, approval, approval_reason) = row[:meta]  # fmt: skip
         versions.append(
             Version(
                 model=label,
@@ -195,6 +198,9 @@ def _versions(label: str, model: type[Model], rows: list[tuple], previous: dict)
                 changes=[]
                 if kind == "-"
                 else _diff(row[meta:-1], previous.get(row[-1]), labels, redacted),
+                approved_by=approved_by,
+                approval=approval,
+                approval_reason=approval_reason,
             )
         )
     return versions

@@ -55,11 +55,14 @@ CSV_COLUMNS = [
     "request_id",
     "changes",
     # Added after `changes` (tools reading columns by position keep working): what a person
-    # reads (ledger.history.names).
+    # reads (ledger.history.names), then who approved the change when an approval applied it.
     "model_name",
     "object_label",
     "operation_label",
     "changes_text",
+    "approved_by",
+    "approval",
+    "approval_reason",
 ]
 
 NOTHING = "∅"  # a value that is not there, in `changes_text`
@@ -189,7 +192,7 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
     lines = []
     for row, diff in zip(rows, diffs, strict=True):
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
-         partner) = row[:meta]  # fmt: skip
+         partner, approved_by, approval, approval_reason) = row[:meta]  # fmt: skip
         changes = _json_of_changes(diff, head_of)
         readable = changes_text(change_labels(names, model, diff, redacted), kind)
         # Every text cell goes through `safe_cell` (formula injection). Not: the timestamp
@@ -212,6 +215,9 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
                 cell(text(names.of(model, row[id_at]))),
                 cell(text(operation_label(operation))),
                 cell(text(readable)),
+                cell(text(approved_by or "")),
+                "" if approval is None else str(approval),
+                cell(text(approval_reason or "")),
             )
         )
         lines.append((*_order_key(date, label, hid), line + "\r\n"))

@@ -93,9 +93,16 @@ class Version:
     model_name: str = ""
     object_label: str = ""
     operation_label: str = ""
+    # A change that applied an approved request: who approved it, which approval, why.
+    approved_by: str | None = None
+    approval: int | None = None
+    approval_reason: str = ""
 
     def as_dict(self) -> dict:
         return {
+            "approved_by": self.approved_by,
+            "approval": self.approval,
+            "approval_reason": self.approval_reason or None,
             "model": self.model,
             "model_name": self.model_name,
             "object_id": self.object_id,

@@ -38,4 +38,7 @@ def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
                     v.history_type,
                 )
             ),
+            safe_cell(v.approved_by or ""),
+            "" if v.approval is None else str(v.approval),
+            safe_cell(v.approval_reason),
         ]
