@@ -56,6 +56,17 @@ OPERATION_LABELS = {
     "stamp_remove": "Stamp removed",
     "stamp_set_count": "Stamp count set",
     "stamp_update": "Stamp updated",
+    # Approvals (ledger.approvals.OPERATIONS) and their settings.
+    "approval_request": "Approval requested",
+    "approval_approve": "Request approved",
+    "approval_reject": "Request rejected",
+    "approval_cancel": "Request canceled",
+    "approval_expire": "Request expired",
+    "approval_fail": "Approved, but refused now",
+    "approvalpolicy_save": "Approval policy saved",
+    "approvalpolicy_delete": "Approval policy deleted",
+    "stafflimit_save": "Staff limit saved",
+    "stafflimit_delete": "Staff limit deleted",
 }
 
 

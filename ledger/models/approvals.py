@@ -50,8 +50,12 @@ class ApprovalPolicy(models.Model):
         ]
         permissions = [("manage_approvalpolicy", "Can manage approval policies and staff limits")]
 
+    str_related = ("merchant",)  # what __str__ reads (see ledger.models.Stamp.str_related)
+    str_fields = ("kind", "threshold", "merchant__name")
+
     def __str__(self) -> str:
-        return f"{self.kind} >= {self.threshold} (merchant #{self.merchant_id})"
+        """E.g. "Adjust points of 1000 or more at Bean Bar"."""
+        return f"{self.get_kind_display()} of {self.threshold} or more at {self.merchant}"
 
 
 class StaffLimit(models.Model):
@@ -75,8 +79,12 @@ class StaffLimit(models.Model):
         ]
         permissions = [("manage_stafflimit", "Can manage staff limits")]
 
+    str_related = ("user",)  # what __str__ reads (see ledger.models.Stamp.str_related)
+    str_fields = ("kind", "user__username")
+
     def __str__(self) -> str:
-        return f"Limit of user #{self.user_id} on {self.kind}"
+        """E.g. "Limit of support-1 on Adjust points"."""
+        return f"Limit of {self.user} on {self.get_kind_display()}"
 
 
 class StaffDailyUsage(models.Model):
@@ -95,7 +103,7 @@ class StaffDailyUsage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} of user #{self.user_id} on {self.day}: {self.count}, {self.amount}"
+        return f"{self.kind} of {self.user} on {self.day}: {self.count}, {self.amount}"
 
 
 class Approval(models.Model):
@@ -156,5 +164,12 @@ class Approval(models.Model):
         ]
         permissions = [("approve_correction", "Can approve or reject a held correction")]
 
+    str_related = ("requested_by",)  # what __str__ reads (see ledger.models.Stamp.str_related)
+    str_fields = ("kind", "size", "status", "requested_by__username")
+
     def __str__(self) -> str:
-        return f"Approval #{self.pk} ({self.kind}, {self.status})"
+        """E.g. "Approval #4: Adjust points of 5000, asked by support-1 (pending)"."""
+        return (
+            f"Approval #{self.pk}: {self.get_kind_display()} of {self.size}, "
+            f"asked by {self.requested_by} ({self.get_status_display().lower()})"
+        )

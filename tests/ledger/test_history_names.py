@@ -13,10 +13,18 @@ from django.utils import timezone
 import accounts.services
 import partners.services
 from accounts.models import Customer, Merchant, Store
-from ledger import history, services
+from ledger import approvals, corrections, history, services
 from ledger.corrections import CORRECTIONS
 from ledger.history import names
-from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.roles import staff_create
+from ledger.models import (
+    ApprovalPolicy,
+    BalanceUpdate,
+    PointTransaction,
+    StaffLimit,
+    Stamp,
+    StampCard,
+)
 from loyalty.audit import Channel
 from partners.models import Partner
 from partners.services import partner_rotate_credentials
@@ -164,6 +172,21 @@ def activity(alice, store, card, partner, support):
         actor=support, channel=ADMIN, deduction=deduction, reason="double charge"
     )
     partner_rotate_credentials(actor=support, channel=ADMIN, partner=partner, reason="leak")
+    # Approvals: a policy, a limit, and a held adjustment approved by a second person.
+    supervisor, _key = staff_create(username="supervisor-1", role="supervisor")
+    approvals.setting_save(
+        ApprovalPolicy(), actor=support, channel=ADMIN, reason="four eyes",
+        merchant=alice.merchant, kind="adjust_points", threshold=50,
+    )  # fmt: skip
+    approvals.setting_save(
+        StaffLimit(), actor=support, channel=ADMIN, reason="new hire",
+        user=support, kind="*", daily_count=100,
+    )  # fmt: skip
+    held = approvals.submit(
+        corrections.BY_KIND["adjust_points"], actor=support, channel=ADMIN, target=alice,
+        reason="goodwill", amount=60,
+    ).approval  # fmt: skip
+    approvals.approve(held, actor=supervisor, channel=ADMIN, reason="checked the ticket")
     return {"update": update, "stamp": stamp, "deduction": deduction}
 
 
@@ -237,6 +260,9 @@ def test_every_operation_services_record_has_a_label():
     for module in (services, accounts.services, partners.services):
         recorded |= _recorded_operations(module)
     recorded |= {c.operation for c in CORRECTIONS}
+    recorded |= set(approvals.OPERATIONS)
+    recorded |= {f"{m._meta.model_name}_{verb}" for m in (ApprovalPolicy, StaffLimit)
+                 for verb in ("save", "delete")}  # fmt: skip  (approvals.setting_save/delete)
     assert {"stamp_add", "point_deduct", "balance_credit", "partner_create"} <= recorded
     labelled = set(names.OPERATION_LABELS) | {c.operation for c in CORRECTIONS}
     assert recorded - labelled == set()
