@@ -16,7 +16,6 @@ from accounts.models import Customer, Merchant, Store
 from ledger import approvals, corrections, history, services
 from ledger.corrections import CORRECTIONS
 from ledger.history import names
-from ledger.roles import staff_create
 from ledger.models import (
     ApprovalPolicy,
     BalanceUpdate,
@@ -25,6 +24,7 @@ from ledger.models import (
     Stamp,
     StampCard,
 )
+from ledger.roles import staff_create
 from loyalty.audit import Channel
 from partners.models import Partner
 from partners.services import partner_rotate_credentials
@@ -261,8 +261,11 @@ def test_every_operation_services_record_has_a_label():
         recorded |= _recorded_operations(module)
     recorded |= {c.operation for c in CORRECTIONS}
     recorded |= set(approvals.OPERATIONS)
-    recorded |= {f"{m._meta.model_name}_{verb}" for m in (ApprovalPolicy, StaffLimit)
-                 for verb in ("save", "delete")}  # fmt: skip  (approvals.setting_save/delete)
+    recorded |= {
+        f"{m._meta.model_name}_{verb}"
+        for m in (ApprovalPolicy, StaffLimit)
+        for verb in ("save", "delete")
+    }  # fmt: skip  (approvals.setting_save/delete)
     assert {"stamp_add", "point_deduct", "balance_credit", "partner_create"} <= recorded
     labelled = set(names.OPERATION_LABELS) | {c.operation for c in CORRECTIONS}
     assert recorded - labelled == set()
