@@ -315,10 +315,10 @@ def _locked_pending(approval: Approval, now: dt.datetime) -> Approval:
         .select_related("requested_by")
         .get(pk=approval.pk)
     )
+    if status_of(locked, now) == Approval.Status.EXPIRED:  # recorded so by the worker or not
+        raise errors.ApprovalExpired()
     if locked.status != Approval.Status.PENDING:
         raise errors.AlreadyDecided(f"This approval request is already {locked.status}.")
-    if locked.expires_at <= now:
-        raise errors.ApprovalExpired()
     return locked
 
 
