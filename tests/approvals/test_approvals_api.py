@@ -230,6 +230,10 @@ def test_expired_cannot_be_decided_and_the_worker_records_it(
         assert api_supervisor.get("approvals/", {"status": "pending"}).json()["results"] == []
         call_command("run_worker", "--burst")
     assert ledger_only() == before
+    for decision in ("approve", "reject", "cancel"):  # recorded expired: still approval_expired
+        client = api_support if decision == "cancel" else api_supervisor
+        response = client.post(f"approvals/{approval['id']}/{decision}/", {"reason": "too late"})
+        assert (response.status_code, response.json()["code"]) == (409, "approval_expired")
     stored = Approval.objects.get()
     assert stored.status == "expired"
     event = Event.objects.get(type="approval.expired")
@@ -406,3 +410,16 @@ def test_the_database_keeps_a_decision(world, api_support, api_supervisor):
             [approval["id"]],
         )
     assert Approval.objects.get().status == "rejected"
+
+
+def test_the_list_runs_a_bounded_number_of_queries(
+    world, api_support, api_auditor, django_assert_max_num_queries
+):
+    request_held("adjust_points", world, api_support)
+    path, body, _size = correction_call("adjust_points", world)
+    for _ in range(9):
+        assert api_support.post(path, {**body, "reason": "one more"}).status_code == 202
+    # Token, permissions and the throttle's cache (9), then one query for the whole page.
+    with django_assert_max_num_queries(10):
+        response = api_auditor.get("approvals/", {"status": "pending"})
+    assert len(response.json()["results"]) == 10
