@@ -20,10 +20,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from accounts.models import Customer
-from ledger import corrections, services
+from ledger import approvals, corrections, services
+from ledger.admin.held import held_why
 from ledger.models import MAX_AMOUNT
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
@@ -89,8 +90,14 @@ class Correction:
         return self.registered.takes_amount
 
     def run(self, actor, obj, reason: str, amount: int | None):
-        return self.registered.apply(
-            actor=actor, channel=Channel.ADMIN, target=obj, reason=reason, amount=amount
+        """Submit it (section 8): applied now, or held for a second person's approval."""
+        return approvals.submit(
+            self.registered,
+            actor=actor,
+            channel=Channel.ADMIN,
+            target=obj,
+            reason=reason,
+            amount=amount,
         )
 
 
@@ -101,6 +108,8 @@ class Outcome:
     now: str
     after: str | None = None
     refusal: str | None = None
+    held: str | None = None  # why it needs approval (policy or staff limit)
+    approval: object | None = None  # the request it is held as (None in a preview)
 
 
 def _balance(customer_id: int) -> int:
@@ -172,11 +181,16 @@ def attempt_each(correction: Correction, actor, objects, reason: str, amount) ->
     for obj in objects:
         outcome = Outcome(obj, _label(obj), correction.now(obj))
         try:
-            result = correction.run(actor, obj, reason, amount)
+            submitted = correction.run(actor, obj, reason, amount)
         except DomainError as exc:
             outcome.refusal = exc.message
         else:
-            outcome.after = correction.after(result)
+            # --- approvals (section 8): a held correction changes nothing --------------------
+            if submitted.approval is not None:
+                outcome.approval = submitted.approval
+                outcome.held = held_why(submitted.approval)
+            else:
+                outcome.after = correction.after(submitted.result)
         outcomes.append(outcome)
     return outcomes
 
@@ -193,8 +207,9 @@ def correction_action(correction: Correction):
 
 def _report(model_admin, request, correction: Correction, outcomes: list[Outcome]) -> None:
     opts = model_admin.model._meta
-    done = [o for o in outcomes if o.refusal is None]
+    done = [o for o in outcomes if o.refusal is None and o.held is None]
     refused = [o for o in outcomes if o.refusal is not None]
+    held = [o for o in outcomes if o.held is not None]
 
     def name(n: int) -> str:
         return str(opts.verbose_name if n == 1 else opts.verbose_name_plural)
@@ -209,6 +224,30 @@ def _report(model_admin, request, correction: Correction, outcomes: list[Outcome
         model_admin.message_user(
             request,
             f"Refused: {len(refused)} {name(len(refused))}, left unchanged. {items}",
+            messages.WARNING,
+        )
+    if held:
+        items = format_html_join(
+            "; ",
+            '{}: <a href="{}">approval request #{}</a> ({})',
+            (
+                (
+                    o.label,
+                    reverse("admin:ledger_approval_change", args=[o.approval.pk]),
+                    o.approval.pk,
+                    o.held,
+                )
+                for o in held
+            ),
+        )
+        model_admin.message_user(
+            request,
+            format_html(
+                "Held for approval: {} {}, not applied until a second person approves. {}.",
+                len(held),
+                name(len(held)),
+                items,
+            ),
             messages.WARNING,
         )
 
@@ -261,6 +300,7 @@ def run_correction(model_admin, request, correction: Correction, queryset, singl
         "outcomes": previews,
         "will_change": sum(1 for o in previews if o.after is not None),
         "will_refuse": sum(1 for o in previews if o.refusal is not None),
+        "will_hold": sum(1 for o in previews if o.held is not None),
         "form": form,
         "objects_name": opts.verbose_name if len(objects) == 1 else opts.verbose_name_plural,
         "queryset": objects,

@@ -1,0 +1,357 @@
+"""Four-eyes approvals in the admin: held corrections, the queue, approve/reject/cancel, and the
+policies and staff limits pages, each through the admin URLs with real role users."""
+
+import pytest
+
+from accounts.models import Customer
+from ledger import approvals, history
+from ledger.models.approvals import Approval, ApprovalPolicy, StaffLimit
+from ledger.roles import staff_create
+from loyalty.audit import Channel
+from tests.admin.conftest import login
+from tests.admin.utils import confirm_action, messages_of, post_action
+from tests.helpers import fund
+
+pytestmark = pytest.mark.django_db
+
+REASON = "Goodwill for the broken coffee machine"
+QUEUE = "/admin/ledger/approval/"
+
+
+def page(approval) -> str:
+    return f"{QUEUE}{approval.pk}/change/"
+
+
+def decide_url(approval, decision: str) -> str:
+    return f"{QUEUE}{approval.pk}/decide/{decision}/"
+
+
+@pytest.fixture
+def supervisor(db):
+    user, _ = staff_create(username="supervisor-1", role="supervisor", password="pw-for-tests-1")
+    return user
+
+
+@pytest.fixture
+def supervisor2(db):
+    user, _ = staff_create(username="supervisor-2", role="supervisor", password="pw-for-tests-1")
+    return user
+
+
+@pytest.fixture
+def supervisor_client(supervisor):
+    return login(supervisor)
+
+
+@pytest.fixture
+def policy(merchant, superuser):
+    return approvals.setting_save(
+        ApprovalPolicy(),
+        actor=superuser,
+        channel=Channel.COMMAND,
+        merchant=merchant,
+        kind="adjust_points",
+        threshold=100,
+        reason="Large adjustments need a second person",
+    )
+
+
+@pytest.fixture
+def rich(customer):
+    return fund(customer, points=500)
+
+
+def hold(client, customer, amount=150):
+    """Adjust points through the admin's action as the user of `client`; returns the request."""
+    response = confirm_action(
+        client, Customer, "adjust_points", [customer], REASON, amount=str(amount)
+    )
+    assert response.status_code == 302
+    return response, Approval.objects.order_by("-pk").first()
+
+
+# --- a correction that needs approval is held, not applied ---------------------------------
+
+
+def test_preview_says_which_customers_would_be_held_and_why(support_client, policy, rich):
+    response = post_action(
+        support_client, Customer, "adjust_points", [rich], preview="1", reason=REASON, amount="150"
+    )
+
+    assert response.status_code == 200
+    (outcome,) = response.context["outcomes"]
+    assert outcome.held and outcome.after is None and outcome.refusal is None
+    html = response.content.decode()
+    assert "Held for approval:" in html and "1 will be held for approval" in html
+    assert not Approval.objects.exists()  # the preview stored nothing
+
+
+def test_held_adjustment_changes_nothing_and_links_to_its_request(support_client, policy, rich):
+    response, approval = hold(support_client, rich)
+
+    rich.refresh_from_db()
+    assert rich.points == 500
+    assert approval.status == "pending" and approval.requested_by.username == "support-1"
+    (message,) = messages_of(response)
+    assert message.startswith("Held for approval: 1 customer")
+    assert f'href="{page(approval)}"' in message
+
+
+def test_below_the_threshold_is_applied_at_once(support_client, policy, rich):
+    response, _ = hold(support_client, rich, amount=99)
+
+    rich.refresh_from_db()
+    assert rich.points == 599 and not Approval.objects.exists()
+    assert messages_of(response)[0].startswith("Adjusted the points: 1 customer.")
+
+
+# --- the queue: who sees what ----------------------------------------------------------------
+
+
+@pytest.fixture
+def pending(support_client, policy, rich):
+    return hold(support_client, rich)[1]
+
+
+def test_queue_lists_pending_first_with_what_it_would_do_now(supervisor_client, pending, rich):
+    response = supervisor_client.get(QUEUE)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "500 points → 650 points" in html and "support-1" in html and REASON in html
+
+
+@pytest.mark.parametrize("role", ["support", "auditor", "supervisor"])
+def test_every_reader_sees_the_queue_and_the_request(request, pending, role):
+    client = request.getfixturevalue(f"{role}_client")
+    assert client.get(QUEUE).status_code == 200
+    assert client.get(page(pending)).status_code == 200
+    assert client.get(f"{QUEUE}{pending.pk}/history/").status_code == 200
+
+
+def test_user_without_a_role_sees_no_queue(norole_client, pending):
+    assert norole_client.get(QUEUE).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["support", "auditor"])
+def test_readers_without_the_approve_permission_get_no_button_and_a_forbidden_post(
+    request, pending, role
+):
+    client = request.getfixturevalue(f"{role}_client")
+    html = client.get(page(pending)).content.decode()
+    assert decide_url(pending, "approve") not in html
+    assert decide_url(pending, "reject") not in html
+
+    for decision in ("approve", "reject"):
+        response = client.post(decide_url(pending, decision), {"post": "yes", "reason": REASON})
+        assert response.status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == "pending"
+
+
+def test_supervisor_is_offered_approve_and_reject_not_cancel(supervisor_client, pending):
+    html = supervisor_client.get(page(pending)).content.decode()
+    assert decide_url(pending, "approve") in html and decide_url(pending, "reject") in html
+    assert decide_url(pending, "cancel") not in html
+
+
+# --- approve and reject need a reason ----------------------------------------------------
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+@pytest.mark.parametrize("reason", ["", "ab", "x" * 501])
+def test_approve_and_reject_without_a_valid_reason_show_the_page_again(
+    supervisor_client, pending, decision, reason
+):
+    response = supervisor_client.post(
+        decide_url(pending, decision), {"post": "yes", "reason": reason}
+    )
+
+    assert response.status_code == 200 and response.context["form"].errors["reason"]
+    pending.refresh_from_db()
+    assert pending.status == "pending"
+
+
+def test_approve_page_previews_the_effect_now(supervisor_client, pending):
+    response = supervisor_client.get(decide_url(pending, "approve"))
+
+    assert response.status_code == 200
+    assert "500 points → 650 points" in response.content.decode()
+    assert 'name="reason"' in response.content.decode()
+
+
+def test_approving_applies_it_attributed_to_the_requester_with_the_approver(
+    supervisor_client, pending, rich
+):
+    response = supervisor_client.post(
+        decide_url(pending, "approve"), {"post": "yes", "reason": "Checked with the store"}
+    )
+
+    assert response.status_code == 302 and response["Location"] == page(pending)
+    pending.refresh_from_db()
+    rich.refresh_from_db()
+    assert pending.status == "approved" and pending.decided_by.username == "supervisor-1"
+    assert rich.points == 650
+    version = history.object_history(Customer, rich.pk)[0]
+    assert (version.actor, version.channel) == ("support-1", "admin")
+    assert messages_of(response) == [f"Approval request #{pending.pk} is now approved."]
+
+
+def test_rejecting_changes_nothing_and_records_the_reason(supervisor_client, pending, rich):
+    response = supervisor_client.post(
+        decide_url(pending, "reject"), {"post": "yes", "reason": "Not agreed with the store"}
+    )
+
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    rich.refresh_from_db()
+    assert (pending.status, pending.decision_reason) == ("rejected", "Not agreed with the store")
+    assert rich.points == 500
+
+
+def test_a_decided_request_offers_no_button_and_refuses_a_second_decision(
+    supervisor_client, supervisor2, pending
+):
+    supervisor_client.post(decide_url(pending, "reject"), {"post": "yes", "reason": "No thanks"})
+    other = login(supervisor2)
+
+    html = other.get(page(pending)).content.decode()
+    assert decide_url(pending, "approve") not in html
+    response = other.post(decide_url(pending, "approve"), {"post": "yes", "reason": "Yes please"})
+
+    assert response.status_code == 302
+    assert messages_of(response)[0].startswith("Refused:")
+    pending.refresh_from_db()
+    assert pending.status == "rejected"
+
+
+# --- nobody approves their own request ---------------------------------------------------
+
+
+@pytest.fixture
+def own(supervisor_client, policy, rich):
+    """A request the supervisor made."""
+    return hold(supervisor_client, rich)[1]
+
+
+def test_self_approval_is_not_offered_and_the_page_says_why(supervisor_client, own):
+    html = supervisor_client.get(page(own)).content.decode()
+
+    assert decide_url(own, "approve") not in html and decide_url(own, "reject") not in html
+    assert "another person must approve" in html
+    assert decide_url(own, "cancel") in html
+    confirmation = supervisor_client.get(decide_url(own, "approve")).content.decode()
+    assert (
+        "another person must approve" in confirmation
+        and 'id="confirm-decision"' not in confirmation
+    )
+
+
+def test_self_approval_post_is_refused_and_changes_nothing(supervisor_client, own, rich):
+    response = supervisor_client.post(decide_url(own, "approve"), {"post": "yes", "reason": REASON})
+
+    assert response.status_code == 302
+    assert messages_of(response)[-1] == "Refused: Nobody may decide their own approval request."
+    own.refresh_from_db()
+    rich.refresh_from_db()
+    assert own.status == "pending" and rich.points == 500
+
+
+# --- cancel: the requester only --------------------------------------------------------------
+
+
+def test_requester_cancels_their_request(support_client, pending, rich):
+    html = support_client.get(page(pending)).content.decode()
+    assert decide_url(pending, "cancel") in html
+
+    response = support_client.post(decide_url(pending, "cancel"), {"post": "yes"})
+
+    assert response.status_code == 302
+    pending.refresh_from_db()
+    assert pending.status == "canceled"
+
+
+def test_others_cannot_cancel(supervisor_client, pending):
+    assert supervisor_client.post(decide_url(pending, "cancel"), {"post": "yes"}).status_code == 403
+    pending.refresh_from_db()
+    assert pending.status == "pending"
+
+
+# --- never a delete ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["support", "auditor", "supervisor", "superuser"])
+def test_nobody_deletes_a_request(request, pending, role):
+    client = request.getfixturevalue(f"{role}_client")
+
+    assert client.get(f"{QUEUE}{pending.pk}/delete/").status_code in (302, 403)
+    changelist = client.get(QUEUE)
+    assert "delete_selected" not in changelist.content.decode()
+    assert Approval.objects.filter(pk=pending.pk).exists()
+
+
+# --- the customer's page and the dashboard -------------------------------------------------
+
+
+def test_customer_page_lists_its_pending_requests(support_client, pending, rich):
+    html = support_client.get(f"/admin/accounts/customer/{rich.pk}/change/").content.decode()
+    assert f'href="{page(pending)}"' in html
+
+
+def test_dashboard_counts_requests(superuser_client, pending):
+    response = superuser_client.get("/admin/dashboard/")
+    assert response.context["data"].approvals["requested"] == 1
+
+
+# --- policies and staff limits ---------------------------------------------------------------
+
+
+POLICIES = "/admin/ledger/approvalpolicy/"
+LIMITS = "/admin/ledger/stafflimit/"
+
+
+def test_superuser_creates_a_policy_through_the_service_and_it_is_audited(
+    superuser_client, merchant
+):
+    response = superuser_client.post(
+        f"{POLICIES}add/",
+        {"merchant": merchant.pk, "kind": "adjust_points", "threshold": "100"},
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    policy = ApprovalPolicy.objects.get()
+    assert (policy.kind, policy.threshold) == ("adjust_points", 100)
+    row = ApprovalPolicy.history.get()
+    assert (row.history_user.username, row.channel) == ("root-1", "admin")
+
+
+def test_superuser_creates_a_staff_limit(superuser_client, support):
+    response = superuser_client.post(
+        f"{LIMITS}add/",
+        {
+            "user": support.pk,
+            "kind": "*",
+            "max_amount": "50",
+            "daily_amount": "",
+            "daily_count": "",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    limit = StaffLimit.objects.get()
+    assert (limit.user, limit.kind, limit.max_amount) == (support, "*", 50)
+    assert StaffLimit.history.get().channel == "admin"
+
+
+@pytest.mark.parametrize("role", ["support", "supervisor", "auditor"])
+def test_staff_without_the_manage_permission_cannot_add_or_change_policies(request, role, policy):
+    client = request.getfixturevalue(f"{role}_client")
+
+    assert client.get(f"{POLICIES}add/").status_code == 403
+    assert client.get(f"{LIMITS}add/").status_code == 403
+    client.post(
+        f"{POLICIES}{policy.pk}/change/",
+        {"merchant": policy.merchant_id, "kind": "adjust_points", "threshold": "1"},
+    )
+    policy.refresh_from_db()
+    assert policy.threshold == 100
