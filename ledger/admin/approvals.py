@@ -66,7 +66,14 @@ class Preview:
 
 
 def target_of(approval):
-    """The object the held correction would change (its kind's registry target), or None."""
+    """The object the held correction would change (its kind's registry target), or None;
+    read once per approval object (a queue row shows it and previews on it)."""
+    if not hasattr(approval, "_admin_target"):
+        approval._admin_target = _load_target(approval)
+    return approval._admin_target
+
+
+def _load_target(approval):
     correction = ADMIN_CORRECTIONS.get(approval.kind)
     if correction is None:  # a batch: no single target
         return None
@@ -139,9 +146,7 @@ class ApprovalAdmin(BackOfficeAdmin):
         "target_link",
         "size",
         "would_do_now",
-        "requested_by",
-        "reason",
-        "expires_at",
+        "request",
     ]
     list_display_links = ["id"]
     list_filter = ["status", "kind", RequesterFilter]
@@ -204,6 +209,16 @@ class ApprovalAdmin(BackOfficeAdmin):
     def target_link(self, obj):
         target = target_of(obj)
         return admin_link(target) if target is not None else "-"
+
+    @admin.display(description="Requested (who, why, expiry)")
+    def request(self, obj):
+        return format_html(
+            '<strong>{}</strong>: {}<br><span class="help">{} {}</span>',
+            obj.requested_by,
+            obj.reason,
+            "expired" if obj.expires_at <= timezone.now() else "expires",
+            obj.expires_at.strftime("%Y-%m-%d %H:%M"),
+        )
 
     @admin.display(description="Held because")
     def held(self, obj):
@@ -390,6 +405,13 @@ class SettingAdmin(BackOfficeAdmin):
 
     def get_actions(self, request):
         return admin.ModelAdmin.get_actions(self, request)  # delete_selected for managers
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        # The model form validates every field and constraint the service's full_clean and
+        # the database would refuse (one policy per merchant and kind, threshold >= 1), so
+        # no dry run of the service is needed: it would meet the unique constraint before
+        # the form's own check did.
+        return admin.ModelAdmin.get_form(self, request, obj, change=change, **kwargs)
 
     def call_service(self, request, form, change):
         instance = form.instance if change else self.model()

@@ -8,6 +8,7 @@ from ledger import approvals, history
 from ledger.models.approvals import Approval, ApprovalPolicy, StaffLimit
 from ledger.roles import staff_create
 from loyalty.audit import Channel
+from tests import factories
 from tests.admin.conftest import login
 from tests.admin.utils import confirm_action, messages_of, post_action
 from tests.helpers import fund
@@ -355,3 +356,143 @@ def test_staff_without_the_manage_permission_cannot_add_or_change_policies(reque
     )
     policy.refresh_from_db()
     assert policy.threshold == 100
+
+
+def test_requester_filter_me_shows_only_my_requests(
+    support_client, supervisor_client, pending, rich
+):
+    mine = hold(supervisor_client, rich, amount=120)[1]
+
+    response = support_client.get(QUEUE, {"requested_by": "me"})
+
+    assert [a.pk for a in response.context["cl"].result_list] == [pending.pk]
+    response = supervisor_client.get(QUEUE, {"requested_by": "me"})
+    assert [a.pk for a in response.context["cl"].result_list] == [mine.pk]
+
+
+def test_queue_lists_pending_before_decided_ones(supervisor_client, supervisor2, pending, rich):
+    later = hold(login(supervisor2), rich, amount=130)[1]
+    supervisor_client.post(decide_url(later, "reject"), {"post": "yes", "reason": "Not now"})
+    newest = hold(login(supervisor2), rich, amount=140)[1]
+
+    response = supervisor_client.get(QUEUE)
+
+    assert [a.pk for a in response.context["cl"].result_list] == [newest.pk, pending.pk, later.pk]
+
+
+def test_queue_previews_cost_a_bounded_number_of_queries_per_row(
+    supervisor_client, policy, merchant, django_assert_max_num_queries
+):
+    requester, _ = staff_create(username="support-9", role="support", password="pw-for-tests-1")
+    client = login(requester)
+    for _ in range(30):
+        hold(client, fund(factories.CustomerFactory(merchant=merchant), points=1))
+
+    # Session, user, 2 permission queries, requester choices, capped count, page; then per
+    # pending row on the page (25 at most): its target, and the service run in a rolled-back
+    # transaction (one statement and its savepoints).
+    with django_assert_max_num_queries(7 + 25 * 7):
+        response = supervisor_client.get(QUEUE)
+    assert len(response.context["cl"].result_list) == 25
+
+
+def test_an_expired_request_reads_expired_offers_nothing_and_refuses_approval(
+    supervisor_client, pending, rich
+):
+    Approval.objects.filter(pk=pending.pk).update(expires_at=pending.created)
+
+    html = supervisor_client.get(page(pending)).content.decode()
+    assert decide_url(pending, "approve") not in html and "expired" in html
+    response = supervisor_client.post(
+        decide_url(pending, "approve"), {"post": "yes", "reason": "Too late now"}
+    )
+
+    assert messages_of(response) == ["Refused: This approval request has expired."]
+    rich.refresh_from_db()
+    assert rich.points == 500
+
+
+def test_an_approval_refused_now_ends_failed_and_says_why(
+    supervisor_client, support_client, policy, rich
+):
+    response = confirm_action(
+        support_client, Customer, "adjust_points", [rich], REASON, amount="-450"
+    )
+    approval = Approval.objects.get()
+    services_take = confirm_action(
+        support_client, Customer, "adjust_points", [rich], REASON, amount="-90"
+    )
+    assert response.status_code == services_take.status_code == 302
+    rich.refresh_from_db()
+    assert rich.points == 410  # the small one applied, the big one waits
+
+    response = supervisor_client.post(
+        decide_url(approval, "approve"), {"post": "yes", "reason": "Agreed with the store"}
+    )
+
+    (message,) = messages_of(response)
+    assert message.startswith(f"Approval request #{approval.pk} failed, nothing changed:")
+    approval.refresh_from_db()
+    rich.refresh_from_db()
+    assert approval.status == "failed" and rich.points == 410
+    assert "Refused when approved" in supervisor_client.get(page(approval)).content.decode()
+
+
+def test_dashboard_counts_each_step(
+    superuser_client, supervisor_client, pending, rich, support_client
+):
+    supervisor_client.post(decide_url(pending, "approve"), {"post": "yes", "reason": "Fine by me"})
+    other = hold(support_client, rich, amount=110)[1]
+    supervisor_client.post(decide_url(other, "reject"), {"post": "yes", "reason": "Not this one"})
+
+    response = superuser_client.get("/admin/dashboard/")
+
+    assert response.context["data"].approvals == {
+        "requested": 2,
+        "approved": 1,
+        "rejected": 1,
+        "expired": 0,
+    }
+    assert 'id="approvals"' in response.content.decode()
+
+
+def test_superuser_deletes_a_policy_through_the_service_and_it_is_audited(superuser_client, policy):
+    response = superuser_client.post(f"{POLICIES}{policy.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not ApprovalPolicy.objects.exists()
+    deleted = ApprovalPolicy.history.order_by("-history_id").first()
+    assert (deleted.history_type, deleted.history_user.username, deleted.channel) == (
+        "-",
+        "root-1",
+        "admin",
+    )
+
+
+def test_holder_of_manage_stafflimit_manages_limits_not_policies(support, policy):
+    from django.contrib.auth.models import Permission
+
+    manager, _ = staff_create(username="limits-1", role="support", password="pw-for-tests-1")
+    manager.user_permissions.add(Permission.objects.get(codename="manage_stafflimit"))
+    client = login(manager)
+
+    assert client.get(f"{LIMITS}add/").status_code == 200
+    assert client.get(f"{POLICIES}add/").status_code == 403
+    response = client.post(
+        f"{LIMITS}add/",
+        {"user": support.pk, "kind": "adjust_points", "daily_count": "3", "reason": "New hire"},
+    )
+    assert response.status_code == 302
+    row = StaffLimit.history.get()
+    assert (row.history_user, row.history_change_reason) == (manager, "New hire")
+
+
+def test_policy_form_refuses_a_second_policy_of_the_same_kind(superuser_client, policy):
+    response = superuser_client.post(
+        f"{POLICIES}add/",
+        {"merchant": policy.merchant_id, "kind": "adjust_points", "threshold": "5"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    assert ApprovalPolicy.objects.count() == 1
