@@ -98,3 +98,40 @@ class AlreadyReverted(DomainError):
     def __init__(self, revert) -> None:
         super().__init__(revert_id=revert.pk)
         self.revert = revert
+
+
+# --- approvals (README: Approvals and staff limits) ------------------------------------------
+
+
+class ApprovalPermissionDenied(DomainError):
+    code = "permission_denied"
+    kind = "forbidden"
+    message = "You do not have permission to decide approvals."
+
+
+class NotRequester(DomainError):
+    code = "permission_denied"
+    kind = "forbidden"
+    message = "Only the requester may cancel an approval request."
+
+
+class SelfApproval(DomainError):
+    code = "self_approval"
+    kind = "forbidden"
+    message = "Nobody may decide their own approval request."
+
+
+class AlreadyDecided(DomainError):
+    code = "already_decided"
+    kind = "conflict"
+    message = "This approval request has already been decided."
+
+
+class ApprovalExpired(DomainError):
+    code = "approval_expired"
+    kind = "conflict"
+    message = "This approval request has expired."
+
+
+class DecisionReasonRequired(ReasonRequired):
+    message = f"A decision needs a reason of {REASON_MIN} to {REASON_MAX} characters."

@@ -40,6 +40,13 @@ TYPES = {
     "points_adjust": "points.adjusted",
     "point_deduction_revert": "points.reverted",
     "point_deduction_confirm": "points.confirmed",
+    # ledger.approvals: a request's steps (no customer, no sequence)
+    "approval_request": "approval.requested",
+    "approval_approve": "approval.approved",
+    "approval_reject": "approval.rejected",
+    "approval_cancel": "approval.canceled",
+    "approval_expire": "approval.expired",
+    "approval_fail": "approval.failed",
 }
 EVENT_TYPES = sorted(set(TYPES.values()))
 
@@ -139,6 +146,23 @@ def attribution() -> dict:
     }
 
 
+def approval_data() -> dict:
+    """`{"approval": {id, approved_by, reason}}` when the open `audited()` block applies an
+    approved request (`loyalty.audit.approving`), else `{}`: merged into the event's data, so
+    the event names the approver beside its actor (the requester)."""
+    context = current()
+    approval = context.approval if context is not None else None
+    if approval is None:
+        return {}
+    return {
+        "approval": {
+            "id": approval.approval_id,
+            "approved_by": approval.approver.get_username(),
+            "reason": approval.reason,
+        }
+    }
+
+
 def next_sequence(customer_id: int) -> int:
     """Count one more event for a customer whose row this transaction has locked (a stamp
     move, a confirmation: they change no customer column, so this is their update)."""
@@ -160,7 +184,7 @@ def record(*, merchant_id: int, customer_id: int | None, sequence: int | None, d
         merchant_id=merchant_id,
         customer_id=customer_id,
         customer_sequence=sequence,
-        data=data,
+        data=data | approval_data(),
         **attribution(),
     )
 

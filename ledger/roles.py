@@ -21,8 +21,9 @@ from loyalty.errors import InvalidInput
 
 SUPPORT = "Support"
 AUDITOR = "Auditor"
+SUPERVISOR = "Supervisor"
 ADMIN = "admin"
-ROLES = {"support": SUPPORT, "auditor": AUDITOR, "admin": ADMIN}
+ROLES = {"support": SUPPORT, "auditor": AUDITOR, "supervisor": SUPERVISOR, "admin": ADMIN}
 
 AUDITED_MODELS = [
     ("accounts", "merchant"),
@@ -33,6 +34,9 @@ AUDITED_MODELS = [
     ("ledger", "balanceupdate"),
     ("ledger", "pointtransaction"),
     ("partners", "partner"),
+    ("ledger", "approval"),
+    ("ledger", "approvalpolicy"),
+    ("ledger", "stafflimit"),
 ]
 
 VIEW_EVERYTHING = [f"{app}.view_{model}" for app, model in AUDITED_MODELS] + [
@@ -50,6 +54,8 @@ GROUP_PERMISSIONS = {
     ],
     AUDITOR: [*VIEW_EVERYTHING, "ledger.view_event"],
 }
+# Support's permissions plus deciding approvals (README: Approvals and staff limits).
+GROUP_PERMISSIONS[SUPERVISOR] = [*GROUP_PERMISSIONS[SUPPORT], "ledger.approve_correction"]
 
 
 def sync_roles(*, using: str = "default", **kwargs) -> None:

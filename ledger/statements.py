@@ -46,7 +46,7 @@ from loyalty.request_id import current_request_id
 
 # Historical fields filled from the audit context, not from the tracked row.
 _ATTRIBUTION = ("history_date", "history_change_reason", "history_user_id", "channel")
-_ATTRIBUTION += ("operation", "request_id")
+_ATTRIBUTION += ("operation", "request_id", "approved_by_id", "approval_id", "approval_reason")
 
 
 def available() -> bool:
@@ -95,6 +95,7 @@ def _attribution() -> dict:
     if context is None:
         raise UnattributedChange("ledger moves happen only inside loyalty.audit.audited()")
     actor = context.actor
+    approval = context.approval
     return {
         "history_date": timezone.now(),
         "history_change_reason": context.reason or None,
@@ -102,6 +103,9 @@ def _attribution() -> dict:
         "channel": context.channel,
         "operation": context.operation,
         "request_id": current_request_id(),
+        "approved_by_id": approval.approver.pk if approval else None,
+        "approval_id": approval.approval_id if approval else None,
+        "approval_reason": approval.reason if approval else "",
     }
 
 
@@ -187,7 +191,9 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str, 
         **events.attribution(),
         "event_id": events.new_event_id(),
         "created": attribution["history_date"],
-        "extra_data": json.dumps({"original": original} if original is not None else {}),
+        "extra_data": json.dumps(
+            events.approval_data() | ({"original": original} if original is not None else {})
+        ),
     }
     params += [event[key] for key in event_keys]
     with connection.cursor() as cursor:

@@ -212,6 +212,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "BalanceUpdateStatusEnum": "ledger.models.BalanceUpdate.Status",
         "RedemptionOutcomeEnum": ["claimed", "reverted"],
+        "PointTransactionKindEnum": "ledger.models.PointTransaction.Kind",
+        "ApprovalStatusEnum": "ledger.models.approvals.Approval.Status",
+        "CorrectionKindEnum": "ledger.models.approvals.Kind",
+        "StaffLimitKindEnum": "ledger.models.approvals.LIMIT_KINDS",
     },
 }
 
@@ -245,6 +249,8 @@ IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
 # Webhooks and the event bus (README "Webhooks"); `manage.py run_worker` reads these.
 # Private, loopback and link-local receivers are refused unless this is on (local demos).
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+# A pending approval request expires after this many seconds (README: Approvals).
+APPROVAL_TTL_SECONDS = env_int("APPROVAL_TTL_SECONDS", 259200)
 WEBHOOK_RETRY_SCHEDULE = os.environ.get(
     "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
 )

@@ -42,6 +42,8 @@ class ContractIntegerFieldExtension(OpenApiSerializerFieldExtension):
         if field.nonzero:
             schema["not"] = {"enum": [0]}
         schema["description"] = "A JSON integer (a string of digits is accepted too)."
+        if field.allow_null:
+            schema["nullable"] = True
         return schema
 
 

@@ -19,7 +19,15 @@ from ledger.api.fields import (
     reason_field,
 )
 from ledger.history import AUDITED_MODELS
-from ledger.models import MAX_AMOUNT, BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.models import (
+    MAX_AMOUNT,
+    Approval,
+    BalanceUpdate,
+    PointTransaction,
+    Stamp,
+    StampCard,
+)
+from ledger.models.approvals import Kind
 from loyalty.audit import Channel
 from partners.models import Partner
 
@@ -229,6 +237,13 @@ class VersionSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
     request_id = serializers.CharField(allow_blank=True)
     changes = ChangeSerializer(many=True)
+    approved_by = serializers.CharField(
+        allow_null=True, help_text="Who approved the change (a held correction), or null."
+    )
+    approval = serializers.IntegerField(allow_null=True, help_text="The approval's id, or null.")
+    approval_reason = serializers.CharField(
+        allow_null=True, help_text="The approver's reason, or null."
+    )
 
 
 class AuditLogPageSerializer(serializers.Serializer):
@@ -318,3 +333,43 @@ class AuditLogQuerySerializer(serializers.Serializer):
     cursor = serializers.CharField(required=False, max_length=1000)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
     format = serializers.ChoiceField(required=False, choices=["json", "csv"], default="json")
+
+
+# --- approvals (README: Approvals and staff limits) ----------------------------------------
+
+
+class ApprovalTargetSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text='"ledger.stamp", "accounts.customer", ...')
+    id = serializers.IntegerField()
+
+
+class ApprovalSerializer(serializers.Serializer):
+    """A held correction (`ledger.approvals.serialize` renders it)."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Approval.Status.choices)
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    merchant = serializers.IntegerField()
+    target = ApprovalTargetSerializer()
+    size = serializers.IntegerField()
+    amount = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    requested_by = serializers.CharField()
+    channel = serializers.CharField()
+    held_because = serializers.CharField(
+        help_text="policy, max_amount, daily_amount or daily_count"
+    )
+    created = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    decided_by = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_reason = serializers.CharField(allow_null=True)
+    result = serializers.JSONField(
+        allow_null=True,
+        help_text="approved: {model, id, field, before, after, object}; failed: {code, message}",
+    )
+    preview = serializers.JSONField(help_text="{model, id, field, before, after}")
+
+
+class ApprovalEnvelopeSerializer(serializers.Serializer):
+    approval = ApprovalSerializer()

@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from ledger.api import events, views, webhooks
+from ledger.api import approvals, events, views, webhooks
 from ledger.api.errors import not_found
 
 router = SimpleRouter()
@@ -23,6 +23,11 @@ router.register(
 router.register(
     "webhook-deliveries", webhooks.WebhookDeliveryViewSet, basename="staff-webhookdelivery"
 )
+router.register("approvals", approvals.ApprovalViewSet, basename="staff-approval")
+router.register(
+    "approval-policies", approvals.ApprovalPolicyViewSet, basename="staff-approvalpolicy"
+)
+router.register("staff-limits", approvals.StaffLimitViewSet, basename="staff-stafflimit")
 
 urlpatterns = [
     *router.urls,

@@ -36,7 +36,7 @@ from rest_framework.views import APIView
 from accounts.models import Customer, Merchant, Store
 from accounts.services import customer_create, customer_update
 from accounts.tokens import StaffTokenAuthentication
-from ledger import corrections, history, services
+from ledger import approvals, corrections, history, services
 from ledger.api import filters, serializers
 from ledger.api.errors import staff_exception_handler
 from ledger.api.pagination import StaffCursorPagination, StaffPagePagination
@@ -166,23 +166,39 @@ class StaffViewSet(StaffAPIMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
 
+        arguments = {"reason": data["reason"], "amount": data.get("amount")}
+
         def apply(target: Model):
             return endpoint.correction.apply(
-                actor=request.user,
-                channel=CHANNEL,
-                target=target,
-                reason=data["reason"],
-                amount=data.get("amount"),
+                actor=request.user, channel=CHANNEL, target=target, **arguments
             )
 
         if data["preview"]:
             obj = self.get_object()
             response = Response(endpoint.render(dry_run(lambda: apply(obj)), preview=True))
             response["Preview"] = "true"
+            held = approvals.needs_approval(
+                endpoint.correction, actor=request.user, target=obj, amount=arguments["amount"]
+            )
+            if held is not None:
+                # The real call would answer 202 with an approval request (README).
+                response["Approval-Required"] = held
             return response
-        return self._apply(
-            request, lambda: Response(endpoint.render(apply(self.get_object()), preview=False))
-        )
+
+        def submit() -> Response:
+            submitted = approvals.submit(
+                endpoint.correction,
+                actor=request.user,
+                channel=CHANNEL,
+                target=self.get_object(),
+                **arguments,
+            )
+            if submitted.held:
+                body = {"approval": approvals.serialize(submitted.approval)}
+                return Response(body, status=status.HTTP_202_ACCEPTED)
+            return Response(endpoint.render(submitted.result, preview=False))
+
+        return self._apply(request, submit)
 
     @idempotent
     def _apply(self, request, operation: Callable[[], Response]) -> Response:
@@ -238,7 +254,13 @@ class CorrectionEndpoint:
         return extend_schema(
             summary=self.summary,
             request=self.input_class,
-            responses={200: self.answer},
+            responses={
+                200: self.answer,
+                202: OpenApiResponse(
+                    serializers.ApprovalEnvelopeSerializer,
+                    description="Held for approval (README: Approvals): nothing moved.",
+                ),
+            },
             parameters=[IDEMPOTENCY_KEY],
         )(handler)
 

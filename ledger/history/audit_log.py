@@ -98,7 +98,8 @@ def _table_queryset(label: str, model: type[Model], filters: AuditFilters, actor
     if filters.channel:
         qs = qs.filter(channel=filters.channel)
     if filters.merchant is not None:
-        qs = qs.filter(**{MERCHANT_COLUMN.get(model, "merchant_id"): filters.merchant})
+        column = MERCHANT_COLUMN.get(model, "merchant_id")
+        qs = qs.filter(**{column: filters.merchant}) if column else qs.none()
     if filters.q:
         qs = qs.filter(history_change_reason__icontains=filters.q)
     if cursor is not None:
@@ -130,6 +131,9 @@ def _meta_columns() -> tuple[str, ...]:
         "history_user_id",
         f"history_user__{username}",
         "history_user__partner__name",
+        f"approved_by__{username}",
+        "approval_id",
+        "approval_reason",
     )
 
 
@@ -176,7 +180,7 @@ def _versions(label: str, model: type[Model], rows: list[tuple], previous: dict)
     versions = []
     for row in rows:
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
-         partner) = row[:meta]  # fmt: skip
+         partner, approved_by, approval, approval_reason) = row[:meta]  # fmt: skip
         versions.append(
             Version(
                 model=label,
@@ -192,6 +196,9 @@ def _versions(label: str, model: type[Model], rows: list[tuple], previous: dict)
                 changes=[]
                 if kind == "-"
                 else _diff(row[meta:-1], previous.get(row[-1]), labels, redacted),
+                approved_by=approved_by,
+                approval=approval,
+                approval_reason=approval_reason,
             )
         )
     return versions

@@ -40,6 +40,9 @@ CSV_COLUMNS = [
     "reason",
     "request_id",
     "changes",
+    "approved_by",
+    "approval",
+    "approval_reason",
 ]
 
 
@@ -131,7 +134,7 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
     lines = []
     for row in rows:
         (hid, date, kind, reason, channel, operation, request_id, user_id, username,
-         partner) = row[:meta]  # fmt: skip
+         partner, approved_by, approval, approval_reason) = row[:meta]  # fmt: skip
         if kind == "-":
             changes = "[]"
         elif redacted:
@@ -156,6 +159,9 @@ def _csv_lines(label: str, model: type[Model], rows: list[tuple], previous: dict
                 cell(text(reason or "")),
                 cell(text(request_id)),
                 cell(changes),
+                cell(text(approved_by or "")),
+                "" if approval is None else str(approval),
+                cell(text(approval_reason or "")),
             )
         )
         lines.append((*_order_key(date, label, hid), line + "\r\n"))

@@ -38,6 +38,9 @@ def _version(
         reason=row.history_change_reason or "",
         request_id=row.request_id,
         changes=[] if row.history_type == "-" else _changes(row, previous, fields, redacted),
+        approved_by=row.approved_by.get_username() if row.approved_by_id else None,
+        approval=row.approval_id,
+        approval_reason=row.approval_reason,
     )
 
 
@@ -47,7 +50,7 @@ def object_history_page(
     """One page of an object's versions, newest first (those older than history id `before`),
     and the `before` of the next page, or None. One query, bounded: a customer with a million
     point movements has a million versions."""
-    rows = model.history.filter(id=object_id).select_related("history_user__partner")
+    rows = model.history.filter(id=object_id).select_related("history_user__partner", "approved_by")
     if before is not None:
         rows = rows.filter(history_id__lt=before)
     rows = list(rows.order_by("-history_id")[: limit + 1])

@@ -11,11 +11,21 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 
 from accounts.models import Customer, Merchant, Store
-from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
+from ledger.models import (
+    Approval,
+    ApprovalPolicy,
+    BalanceUpdate,
+    PointTransaction,
+    StaffLimit,
+    Stamp,
+    StampCard,
+)
 from partners.models import Partner
 
 # The label of each audited model in the audit log, in a fixed order (used as a tie-breaker).
 AUDITED_MODELS: dict[str, type[Model]] = {
+    "approval": Approval,
+    "approvalpolicy": ApprovalPolicy,
     "balanceupdate": BalanceUpdate,
     "customer": Customer,
     "merchant": Merchant,
@@ -23,6 +33,7 @@ AUDITED_MODELS: dict[str, type[Model]] = {
     "pointtransaction": PointTransaction,
     "stamp": Stamp,
     "stampcard": StampCard,
+    "stafflimit": StaffLimit,
     "store": Store,
 }
 
@@ -30,7 +41,8 @@ AUDITED_MODELS: dict[str, type[Model]] = {
 _RANK = {label: rank for rank, label in enumerate(sorted(AUDITED_MODELS))}
 
 
-MERCHANT_COLUMN = {Merchant: "id", Partner: "primary_merchant_id"}  # others: merchant_id
+# Others: merchant_id; None: a model of no merchant (a staff limit), left out by that filter.
+MERCHANT_COLUMN = {Merchant: "id", Partner: "primary_merchant_id", StaffLimit: None}
 
 HISTORY_COLUMNS = {
     "history_id",
@@ -42,6 +54,9 @@ HISTORY_COLUMNS = {
     "channel",
     "operation",
     "request_id",
+    "approved_by",
+    "approval_id",
+    "approval_reason",
 }
 
 
@@ -69,9 +84,16 @@ class Version:
     reason: str
     request_id: str
     changes: list[Change] = field(default_factory=list)
+    # A change that applied an approved request: who approved it, which approval, why.
+    approved_by: str | None = None
+    approval: int | None = None
+    approval_reason: str = ""
 
     def as_dict(self) -> dict:
         return {
+            "approved_by": self.approved_by,
+            "approval": self.approval,
+            "approval_reason": self.approval_reason or None,
             "model": self.model,
             "object_id": self.object_id,
             "history_id": self.history_id,

@@ -29,4 +29,7 @@ def csv_rows(versions: Iterable[Version]) -> Iterator[list[str]]:
             json.dumps(
                 [{"field": c.field, "old": c.old, "new": c.new} for c in v.changes], default=str
             ),
+            safe_cell(v.approved_by or ""),
+            "" if v.approval is None else str(v.approval),
+            safe_cell(v.approval_reason),
         ]

@@ -340,8 +340,22 @@ def test_csv_cells_are_what_csv_writer_writes():
 
 
 @postgres_only
-def test_fetch_reads_exactly_what_the_orm_reads(crowded):
+def test_fetch_reads_exactly_what_the_orm_reads(crowded, support):
     assert loader._native_timestamptz_loader() is not None  # psycopg's C extension is in use
+    # Versions of the approvals' models too: a policy, a limit, a held correction.
+    from ledger import approvals, corrections
+    from ledger.models import ApprovalPolicy, StaffLimit
+
+    staff = {"actor": support, "channel": Channel.STAFF_API}
+    approvals.setting_save(
+        ApprovalPolicy(), **staff, merchant=crowded["customer"].merchant, kind="adjust_points",
+        threshold=1,
+    )  # fmt: skip
+    approvals.setting_save(StaffLimit(), **staff, user=support, kind="*", daily_count=9)
+    approvals.submit(
+        corrections.BY_KIND["adjust_points"], **staff, target=crowded["customer"], amount=1,
+        reason="held",
+    )  # fmt: skip
     for model in history.AUDITED_MODELS.values():
         qs = audit_log._version_rows(model, model.history.all().order_by("-history_id"))
         fast, orm = loader._fetch(qs), list(qs)

@@ -34,6 +34,7 @@ USERS = [
     ("admin", "admin", "admin"),
     ("support", "support", "support"),
     ("auditor", "auditor", "auditor"),
+    ("supervisor", "supervisor", "supervisor"),
 ]
 CUSTOMERS = [
     # email, member id, wallet, name, balance, points, stamps

@@ -1,0 +1,522 @@
+"""Four-eyes approvals and staff limits over the corrections registry (README: Approvals).
+
+Every staff surface applies a correction through `submit`: when a policy's threshold or the
+actor's limit holds it, nothing moves and an `Approval` is stored with the correction's
+parameters and preview; otherwise it is applied at once. A held correction is applied later
+by `approve`, through the same service, attributed to the requester with the approver
+recorded (`loyalty.audit.approving`); `reject`, `cancel` and `expire_due` end it otherwise.
+
+Limits hold exactly under concurrency: the user's counter row of the day is moved by a
+conditional UPDATE in the transaction that applies the correction (`_count`), so two
+requests never both pass a check that only one of them may; a refused UPDATE holds the
+correction instead. An approval's row lock makes each decision happen once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Model
+from django.utils import timezone
+
+from accounts.models import Customer
+from ledger import corrections, errors, events
+from ledger.models import Approval, ApprovalPolicy, StaffDailyUsage, StaffLimit, Stamp
+from ledger.models.approvals import ALL_KINDS
+from loyalty.audit import Channel, approving, audited
+from loyalty.errors import DomainError, InvalidInput
+from loyalty.http.limits import MAX_AMOUNT, REASON_MAX, REASON_MIN
+from loyalty.preview import dry_run
+
+APPROVE = "ledger.approve_correction"
+MANAGE_POLICY = "ledger.manage_approvalpolicy"
+MANAGE_LIMIT = "ledger.manage_stafflimit"
+
+# Why a correction is held (Approval.held_because).
+POLICY, MAX_AMOUNT_HELD, DAILY_AMOUNT, DAILY_COUNT = (
+    "policy",
+    "max_amount",
+    "daily_amount",
+    "daily_count",
+)
+
+# The audited operations of an approval's steps (ledger.events.TYPES maps them to types).
+OPERATIONS = (
+    "approval_request",
+    "approval_approve",
+    "approval_reject",
+    "approval_cancel",
+    "approval_expire",
+    "approval_fail",
+)
+
+
+def ttl_seconds() -> int:
+    return int(settings.APPROVAL_TTL_SECONDS)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What `submit` did: `result` is the service's answer when it applied the correction;
+    `approval` the held request otherwise."""
+
+    result: object | None = None
+    approval: Approval | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.approval is not None
+
+
+class _Held(Exception):
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+# --- input -----------------------------------------------------------------------------------
+
+
+def _reason(reason, error=errors.ReasonRequired) -> str:
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if not REASON_MIN <= len(reason) <= REASON_MAX:
+        raise error()
+    return reason
+
+
+def _amount(correction: corrections.Correction, amount):
+    if not correction.takes_amount:
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+        raise InvalidInput("amount", "must be a non-zero integer")
+    if abs(amount) > MAX_AMOUNT:
+        raise InvalidInput("amount", f"must be an integer from 1 to {MAX_AMOUNT}")
+    return amount
+
+
+def _user(actor):
+    """The staff user limits and approvals name, or None (a command without a user)."""
+    return actor if getattr(actor, "pk", None) is not None else None
+
+
+def _today() -> dt.date:
+    return timezone.now().astimezone(dt.UTC).date()
+
+
+# --- what holds a correction -----------------------------------------------------------------
+
+
+def _static_hold(correction, *, user, merchant_id: int, size: int) -> str | None:
+    """A policy's threshold or the user's `max_amount`: what holds a correction regardless of
+    what else was applied today."""
+    policy = ApprovalPolicy.objects.filter(merchant_id=merchant_id, kind=correction.kind).first()
+    if policy is not None and size >= policy.threshold:
+        return POLICY
+    for limit in _limits(user, correction.kind).values():
+        if limit.max_amount is not None and size > limit.max_amount:
+            return MAX_AMOUNT_HELD
+    return None
+
+
+def _limits(user, kind: str) -> dict[str, StaffLimit]:
+    if user is None:
+        return {}
+    return {
+        limit.kind: limit
+        for limit in StaffLimit.objects.filter(user=user, kind__in=[kind, ALL_KINDS])
+    }
+
+
+def _over_day(limit: StaffLimit | None, usage: StaffDailyUsage | None, size: int) -> str | None:
+    count = usage.count if usage else 0
+    amount = usage.amount if usage else 0
+    if limit is None:
+        return None
+    if limit.daily_count is not None and count + 1 > limit.daily_count:
+        return DAILY_COUNT
+    if limit.daily_amount is not None and amount + size > limit.daily_amount:
+        return DAILY_AMOUNT
+    return None
+
+
+def _count(user, kind: str, size: int, *, enforce: bool = True) -> None:
+    """Count one applied correction of `size` toward `user`'s day, for `kind` and for "*".
+
+    With `enforce`, each counter moves only if it stays within the user's daily limits: a
+    conditional UPDATE whose WHERE PostgreSQL re-checks on the newest row version after
+    waiting for a concurrent one, so concurrent corrections never pass a limit together.
+    Raises `_Held` (the caller's transaction then rolls back) when one does not move.
+    """
+    if user is None:
+        return
+    day = _today()
+    limits = _limits(user, kind) if enforce else {}
+    for key in sorted({kind, ALL_KINDS}):  # one lock order for every request
+        StaffDailyUsage.objects.bulk_create(
+            [StaffDailyUsage(user=user, kind=key, day=day)], ignore_conflicts=True
+        )
+        counter = StaffDailyUsage.objects.filter(user=user, kind=key, day=day)
+        limit = limits.get(key)
+        if limit is not None:
+            if limit.daily_count is not None:
+                counter = counter.filter(count__lte=limit.daily_count - 1)
+            if limit.daily_amount is not None:
+                counter = counter.filter(amount__lte=limit.daily_amount - size)
+        if counter.update(count=F("count") + 1, amount=F("amount") + size) == 0:
+            now = StaffDailyUsage.objects.filter(user=user, kind=key, day=day).first()
+            raise _Held(_over_day(limit, now, size) or DAILY_COUNT)
+
+
+def needs_approval(correction, *, actor, target: Model, amount=None) -> str | None:
+    """Why `actor`'s correction of `target` would be held now (`held_because`), or None.
+    Consumes nothing (for previews); `submit` decides for real."""
+    user = _user(actor)
+    if user is None:
+        return None
+    amount = _amount(correction, amount)
+    size = correction.size(target, amount)
+    why = _static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
+    if why is not None:
+        return why
+    day = _today()
+    for key, limit in _limits(user, correction.kind).items():
+        usage = StaffDailyUsage.objects.filter(user=user, kind=key, day=day).first()
+        if (why := _over_day(limit, usage, size)) is not None:
+            return why
+    return None
+
+
+# --- effect: before and after ----------------------------------------------------------------
+
+
+def _measured(correction, target: Model) -> tuple[type[Model], int, str]:
+    """The value a correction moves: (model, id, field)."""
+    if correction.target is Stamp:
+        return Stamp, target.pk, "count"
+    customer_id = target.pk if isinstance(target, Customer) else target.customer_id
+    field = "points" if correction.kind in ("revert_points", "adjust_points") else "balance"
+    return Customer, customer_id, field
+
+
+def _value(model, pk: int, field: str) -> int:
+    return model.objects.filter(pk=pk).values_list(field, flat=True).get()
+
+
+def _apply_measured(correction, *, actor, channel, target, reason, amount) -> tuple[object, dict]:
+    """Apply the correction; answers the service's result and its effect on the value."""
+    model, pk, field = _measured(correction, target)
+    before = _value(model, pk, field)
+    result = correction.apply(
+        actor=actor, channel=channel, target=target, reason=reason, amount=amount
+    )
+    effect = {
+        "model": model._meta.label_lower,
+        "id": pk,
+        "field": field,
+        "before": before,
+        "after": _value(model, pk, field),
+    }
+    return result, effect
+
+
+# --- the wire shape --------------------------------------------------------------------------
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def status_of(approval: Approval, now: dt.datetime | None = None) -> str:
+    """The status as the wire reads it: a pending request past its expiry reads `expired`
+    (the worker then records it so)."""
+    now = now or timezone.now()
+    if approval.status == Approval.Status.PENDING and approval.expires_at <= now:
+        return Approval.Status.EXPIRED
+    return approval.status
+
+
+def serialize(approval: Approval) -> dict:
+    """The contract's `{"approval": {...}}` object (without the wrapper)."""
+    decided_by = approval.decided_by
+    return {
+        "id": approval.pk,
+        "status": status_of(approval),
+        "kind": approval.kind,
+        "merchant": approval.merchant_id,
+        "target": {"model": approval.target_model, "id": approval.target_id},
+        "size": approval.size,
+        "amount": approval.amount,
+        "reason": approval.reason,
+        "requested_by": approval.requested_by.get_username(),
+        "channel": approval.channel,
+        "held_because": approval.held_because,
+        "created": _iso(approval.created),
+        "expires_at": _iso(approval.expires_at),
+        "decided_by": decided_by.get_username() if decided_by is not None else None,
+        "decided_at": _iso(approval.decided_at),
+        "decision_reason": approval.decision_reason or None,
+        "result": approval.result,
+        "preview": approval.preview,
+    }
+
+
+def _record(approval: Approval) -> None:
+    """The approval's event (inside the step's `audited()` block)."""
+    events.record(
+        merchant_id=approval.merchant_id,
+        customer_id=None,
+        sequence=None,
+        data={"approval": serialize(approval)},
+    )
+
+
+def _save(approval: Approval, *, actor, channel: str, reason: str, operation: str) -> Approval:
+    with audited(actor=actor, channel=channel, reason=reason, operation=operation):
+        approval.save()
+        _record(approval)
+    return approval
+
+
+# --- submit ----------------------------------------------------------------------------------
+
+
+def submit(
+    correction: corrections.Correction,
+    *,
+    actor,
+    channel: str,
+    target: Model,
+    reason: str,
+    amount: int | None = None,
+) -> Submitted:
+    """Apply `correction` to `target` now, or hold it for approval (nothing moves then).
+
+    A correction the service would refuse now is refused (its DomainError), not held.
+    """
+    user = _user(actor)
+    if user is None:  # nobody to approve against (a command run without a user)
+        result = correction.apply(
+            actor=actor, channel=channel, target=target, reason=reason, amount=amount
+        )
+        return Submitted(result=result)
+    reason = _reason(reason)
+    amount = _amount(correction, amount)
+    size = correction.size(target, amount)
+    why = _static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
+    if why is None:
+        try:
+            with transaction.atomic():
+                _count(user, correction.kind, size)
+                result = correction.apply(
+                    actor=actor, channel=channel, target=target, reason=reason, amount=amount
+                )
+            return Submitted(result=result)
+        except _Held as held:
+            why = held.why
+    return Submitted(
+        approval=_request(
+            correction,
+            user=user,
+            channel=channel,
+            target=target,
+            reason=reason,
+            amount=amount,
+            size=size,
+            why=why,
+        )
+    )
+
+
+@transaction.atomic
+def _request(correction, *, user, channel, target, reason, amount, size, why) -> Approval:
+    # The preview runs the real service and rolls it back: a refusal now is raised now. On a
+    # copy of the target: the service moves the instance it is given, and nothing committed.
+    copy = type(target).objects.get(pk=target.pk)
+    _result, effect = dry_run(
+        lambda: _apply_measured(
+            correction, actor=user, channel=channel, target=copy, reason=reason, amount=amount
+        )
+    )
+    now = timezone.now()
+    approval = Approval(
+        kind=correction.kind,
+        merchant_id=target.merchant_id,
+        target_model=correction.target._meta.label_lower,
+        target_id=target.pk,
+        size=size,
+        amount=amount,
+        reason=reason,
+        requested_by=user,
+        channel=channel,
+        held_because=why,
+        created=now,
+        expires_at=now + dt.timedelta(seconds=ttl_seconds()),
+        preview=effect,
+    )
+    return _save(approval, actor=user, channel=channel, reason=reason, operation="approval_request")
+
+
+# --- deciding --------------------------------------------------------------------------------
+
+
+def _locked_pending(approval: Approval, now: dt.datetime) -> Approval:
+    """The approval, row-locked for this transaction, if it may still be decided."""
+    locked = (
+        Approval.objects.select_for_update(of=("self",))
+        .select_related("requested_by")
+        .get(pk=approval.pk)
+    )
+    if locked.status != Approval.Status.PENDING:
+        raise errors.AlreadyDecided(f"This approval request is already {locked.status}.")
+    if locked.expires_at <= now:
+        raise errors.ApprovalExpired()
+    return locked
+
+
+def _check_decider(approval: Approval, actor) -> None:
+    """Approve and reject: the permission first, then the four eyes."""
+    if not actor.has_perm(APPROVE):
+        raise errors.ApprovalPermissionDenied()
+    if approval.requested_by_id == actor.pk:
+        raise errors.SelfApproval()
+
+
+def _target(approval: Approval, correction) -> Model:
+    return correction.target.objects.get(pk=approval.target_id)
+
+
+@transaction.atomic
+def approve(approval: Approval, *, actor, channel: str, reason: str) -> Approval:
+    """Apply the held correction as of now, through the same service; attributed to the
+    requester, with the approver recorded. A refusal now ends it `failed`, nothing moved."""
+    _check_decider(approval, actor)
+    reason = _reason(reason, errors.DecisionReasonRequired)
+    now = timezone.now()
+    approval = _locked_pending(approval, now)
+    correction = corrections.BY_KIND[approval.kind]
+    requester = approval.requested_by
+    try:
+        with transaction.atomic():
+            # Applied corrections count toward the requester's day, approved ones too; the
+            # approval itself is the permission to go beyond the limits.
+            _count(requester, approval.kind, approval.size, enforce=False)
+            with approving(approver=actor, approval_id=approval.pk, reason=reason):
+                result, effect = _apply_measured(
+                    correction,
+                    actor=requester,
+                    channel=approval.channel,
+                    target=_target(approval, correction),
+                    reason=approval.reason,
+                    amount=approval.amount,
+                )
+        approval.status = Approval.Status.APPROVED
+        # The value moved, and the row the service answered (for adjustments and reverts the
+        # new ledger row).
+        approval.result = {
+            **effect,
+            "object": {"model": type(result)._meta.label_lower, "id": result.pk},
+        }
+        operation = "approval_approve"
+    except DomainError as exc:
+        approval.status = Approval.Status.FAILED
+        approval.result = {"code": exc.code, "message": exc.message}
+        operation = "approval_fail"
+    approval.decided_by = actor
+    approval.decided_at = now
+    approval.decision_reason = reason
+    return _save(approval, actor=actor, channel=channel, reason=reason, operation=operation)
+
+
+@transaction.atomic
+def reject(approval: Approval, *, actor, channel: str, reason: str) -> Approval:
+    _check_decider(approval, actor)
+    reason = _reason(reason, errors.DecisionReasonRequired)
+    now = timezone.now()
+    approval = _locked_pending(approval, now)
+    approval.status = Approval.Status.REJECTED
+    approval.decided_by = actor
+    approval.decided_at = now
+    approval.decision_reason = reason
+    return _save(approval, actor=actor, channel=channel, reason=reason, operation="approval_reject")
+
+
+@transaction.atomic
+def cancel(approval: Approval, *, actor, channel: str, reason: str = "") -> Approval:
+    """The requester withdraws the request (a reason is optional)."""
+    if approval.requested_by_id != getattr(actor, "pk", None):
+        raise errors.NotRequester()
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX:
+        raise errors.DecisionReasonRequired()
+    now = timezone.now()
+    approval = _locked_pending(approval, now)
+    approval.status = Approval.Status.CANCELED
+    approval.decided_by = actor
+    approval.decided_at = now
+    approval.decision_reason = reason
+    return _save(approval, actor=actor, channel=channel, reason=reason, operation="approval_cancel")
+
+
+def expire_due(now: dt.datetime | None = None, *, batch: int = 100) -> int:
+    """Mark pending requests past their expiry `expired` (the worker's duty, actor system);
+    answers how many. Rows a decision holds locked are skipped (it answers for them)."""
+    now = now or timezone.now()
+    expired = 0
+    while True:
+        with transaction.atomic():
+            due = list(
+                Approval.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("requested_by", "decided_by")
+                .filter(status=Approval.Status.PENDING, expires_at__lte=now)
+                .order_by("id")[:batch]
+            )
+            if not due:
+                return expired
+            with audited(actor=None, channel=Channel.SYSTEM, operation="approval_expire"):
+                for approval in due:
+                    approval.status = Approval.Status.EXPIRED
+                    approval.decided_at = approval.expires_at
+                    approval.save()
+                    _record(approval)
+            expired += len(due)
+
+
+# --- policies and limits ---------------------------------------------------------------------
+
+
+def can_manage(user, model: type[Model]) -> bool:
+    """Policies and limits have the same managers: superusers and holders of
+    `manage_approvalpolicy` (or, for limits, `manage_stafflimit`)."""
+    if user.has_perm(MANAGE_POLICY):
+        return True
+    return model is StaffLimit and user.has_perm(MANAGE_LIMIT)
+
+
+def _setting_reason(reason) -> str:
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if len(reason) > REASON_MAX:
+        raise errors.ReasonRequired()
+    return reason
+
+
+@transaction.atomic
+def setting_save(instance: Model, *, actor, channel: str, reason: str = "", **fields) -> Model:
+    """Create or change a policy or a staff limit, audited (`operation`: <model>_save)."""
+    for name, value in fields.items():
+        setattr(instance, name, value)
+    instance.full_clean(validate_unique=False, validate_constraints=False)
+    operation = f"{instance._meta.model_name}_save"
+    with audited(actor=actor, channel=channel, reason=_setting_reason(reason), operation=operation):
+        instance.save()
+    return instance
+
+
+@transaction.atomic
+def setting_delete(instance: Model, *, actor, channel: str, reason: str = "") -> None:
+    operation = f"{instance._meta.model_name}_delete"
+    with audited(actor=actor, channel=channel, reason=_setting_reason(reason), operation=operation):
+        instance.delete()
