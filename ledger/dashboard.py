@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ledger import corrections
 from ledger.history import actor_label
-from ledger.models import PointTransaction
+from ledger.models import Approval, PointTransaction
 from partners.models import Partner
 
 DAYS = 30
@@ -151,8 +151,6 @@ APPROVAL_STEPS = {
 
 def approval_counts(since: dt.datetime) -> dict[str, int]:
     """How many approvals were requested, approved, rejected and expired since `since`."""
-    from ledger.models.approvals import Approval
-
     rows = (
         Approval.history.filter(history_date__gte=since, operation__in=APPROVAL_STEPS)
         .values("operation")

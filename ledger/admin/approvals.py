@@ -35,7 +35,7 @@ from loyalty.audit import Channel
 from loyalty.errors import DomainError
 from loyalty.preview import dry_run
 
-APPROVE = "ledger.approve_correction"
+APPROVE = approvals.APPROVE  # ledger.approve_correction
 VIEW = "ledger.view_approval"
 PENDING = "pending"
 RECENT_REQUESTS = 10
@@ -109,9 +109,7 @@ def preview_now(approval) -> Preview:
 
 def status_of(approval) -> str:
     """As the API reads it: a pending request past its expiry reads as expired."""
-    if approval.status == PENDING and approval.expires_at <= timezone.now():
-        return "expired"
-    return approval.status
+    return approvals.status_of(approval)
 
 
 class RequesterFilter(admin.SimpleListFilter):

@@ -79,24 +79,6 @@ def changelist_link(model, label: str, **filters) -> str:
     return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), label)
 
 
-def _name_approvers(model, versions) -> None:
-    """Set `approved_by` and `approval_id` on the versions that applied an approved request
-    (four eyes, CONTRACT section 8): one query for the page."""
-    history_model = model.history.model
-    if not versions or "approved_by" not in {f.name for f in history_model._meta.fields}:
-        return
-    rows = (
-        history_model.objects.filter(
-            history_id__in=[v.history_id for v in versions], approved_by__isnull=False
-        )
-        .values_list("history_id", "approved_by__username", "approval_id")
-        .order_by()
-    )
-    approvers = {history_id: (name, approval_id) for history_id, name, approval_id in rows}
-    for version in versions:
-        version.approved_by, version.approval_id = approvers.get(version.history_id, ("", None))
-
-
 class BackOfficeAdmin(admin.ModelAdmin):
     """Defaults for every audited model: see the module docstring."""
 
@@ -169,7 +151,6 @@ class BackOfficeAdmin(admin.ModelAdmin):
         versions, next_before = history.object_history_page(
             self.model, obj.pk, before=before, limit=self.history_page_size
         )
-        _name_approvers(self.model, versions)
         context = {
             **self.admin_site.each_context(request),
             "title": f"History: {obj}",
