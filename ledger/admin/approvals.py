@@ -137,15 +137,7 @@ class RequesterFilter(admin.SimpleListFilter):
 class ApprovalAdmin(BackOfficeAdmin):
     """The queue: read-only for everyone; approve, reject and cancel are confirmation pages."""
 
-    list_display = [
-        "id",
-        "status_tag",
-        "kind",
-        "target_link",
-        "size",
-        "would_do_now",
-        "request",
-    ]
+    list_display = ["id", "status_tag", "correction", "would_do_now", "request"]
     list_display_links = ["id"]
     list_filter = ["status", "kind", RequesterFilter]
     list_select_related = ["requested_by", "decided_by"]
@@ -208,7 +200,16 @@ class ApprovalAdmin(BackOfficeAdmin):
         target = target_of(obj)
         return admin_link(target) if target is not None else "-"
 
-    @admin.display(description="Requested (who, why, expiry)")
+    @admin.display(description="Correction")
+    def correction(self, obj):
+        return format_html(
+            '{}<br>{} <span class="help">size {}</span>',
+            obj.get_kind_display(),
+            self.target_link(obj),
+            obj.size,
+        )
+
+    @admin.display(description="Requested")
     def request(self, obj):
         return format_html(
             '<strong>{}</strong>: {}<br><span class="help">{} {}</span>',
