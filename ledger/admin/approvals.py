@@ -457,7 +457,9 @@ def pending_for_customer(customer) -> list:
         rows = model.objects.filter(customer=customer).values("pk")
         q |= Q(target_model=model._meta.label_lower, target_id__in=rows)
     return list(
-        Approval.objects.filter(q, status=PENDING, merchant_id=customer.merchant_id)
+        Approval.objects.filter(
+            q, status=PENDING, expires_at__gt=timezone.now(), merchant_id=customer.merchant_id
+        )
         .select_related("requested_by")
         .order_by("-id")[:RECENT_REQUESTS]
     )

@@ -122,4 +122,11 @@ def test_support_adjustment_is_held_and_a_supervisor_approves_it(desk, shop):
     assert "approval_request" in versions and "approval_approve" in versions
     assert "Checked with the store manager" in versions and "supervisor-b" in versions
     shot(page, "approvals-request-history")
+
+    # The dashboard counts the steps.
+    page.goto("/admin/dashboard/")
+    counts = page.inner_text("#approvals")
+    assert "REQUESTED" in counts.upper() and "APPROVED" in counts.upper()
+    assert page.locator("#approvals td").all_inner_texts() == ["1", "1", "0", "0"]
+    page.locator("#approvals").screenshot(path=str(SCREENSHOTS / "approvals-dashboard.png"))
     assert Customer.objects.get(pk=customer.pk).points == 350
