@@ -118,6 +118,11 @@ def test_create_staff_roles_and_tokens():
     assert not ann.has_perm("ledger.cancel_balanceupdate")
     assert not ann.has_perm("accounts.change_customer")
     assert auditor["token"]
+    supervisor = run_json("create_staff", "sue", "--role", "supervisor")
+    sue = get_user_model().objects.get(username="sue")
+    assert supervisor["role"] == "supervisor"
+    assert sue.has_perm("ledger.approve_correction") and sue.has_perm("ledger.remove_stamp")
+    assert not ann.has_perm("ledger.approve_correction")
     admin = run_json("create_staff", "root", "--role", "admin")
     assert get_user_model().objects.get(username="root").is_superuser
     assert admin["role"] == "admin"
@@ -129,7 +134,8 @@ def test_seed_demo_twice_reuses_what_the_first_made():
     # Tokens are shown once (each run issues new ones), passwords when they are set.
     users = first.pop("users"), second.pop("users")
     assert first == second
-    assert [u["password"] for u in users[1].values()] == [None, None, None]
+    assert set(users[1]) == {"admin", "support", "auditor", "supervisor"}  # one of each role
+    assert [u["password"] for u in users[1].values()] == [None, None, None, None]
     assert users[0]["admin"]["token"] != users[1]["admin"]["token"]
     first["users"] = users[0]
     assert set(first) == {"merchant", "stores", "stamp_card", "customers", "partner", "users"}

@@ -11,7 +11,7 @@ from django.forms.models import model_to_dict
 from accounts.models import Customer
 from ledger import errors, services, statements
 from ledger.models import BalanceUpdate, Event, PointTransaction
-from loyalty.audit import Channel, UnattributedChange
+from loyalty.audit import Channel, UnattributedChange, approving
 from loyalty.request_id import _request_id
 from tests import factories
 from tests.helpers import fund, postgres_only
@@ -92,7 +92,7 @@ def _event_of(entry) -> Event:
     """The entry's event, with the identities that differ between the two entries blanked."""
     event = Event.objects.filter(customer_id=entry.customer_id).order_by("-id").first()
     for key, value in event.data.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key != "approval":  # the approval is the same in both
             assert value["id"] == (entry.reverts_id if key == "original" else entry.pk)
             # identities, and what the tests make distinct per customer
             for key in ("id", "partner_transaction_id", "redemption_id", "reverts"):
@@ -147,6 +147,38 @@ def test_points_adjustment_with_reason_rows_match(both_paths, support):
         "staff-api",
     )
     assert history.operation == "points_adjust"
+
+
+def test_an_approved_adjustment_names_the_approver_on_both_paths(both_paths, support):
+    # An approved correction runs inside `approving()`: both paths record the approver, the
+    # approval and its reason in every history row and in the event's data.approval.
+    superuser = factories.UserFactory(username="approver-1", is_superuser=True)
+
+    def approved(customer):
+        with approving(approver=superuser, approval_id=42, reason="checked twice"):
+            return services.balance_adjust(
+                actor=support, channel=Channel.STAFF_API, customer=customer, amount=-5,
+                reason="requested",
+            )  # fmt: skip
+
+    results = both_paths(approved, funded={"balance": 10})
+    assert_same_rows(results, BalanceUpdate)
+    (fast, fast_customer), _orm = results
+    for row in (
+        latest_history(BalanceUpdate, id=fast.pk),
+        latest_history(Customer, id=fast_customer.pk),
+    ):
+        assert (row.history_user_id, row.history_change_reason) == (support.pk, "requested")
+        assert (row.approved_by_id, row.approval_id, row.approval_reason) == (
+            superuser.pk,
+            42,
+            "checked twice",
+        )
+    assert _event_of(fast).data["approval"] == {
+        "id": 42,
+        "approved_by": superuser.username,
+        "reason": "checked twice",
+    }
 
 
 def test_debit_and_credit_rows_match(both_paths, partner, store):
