@@ -318,5 +318,5 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
                 ["Request", "Kind", "Size", "Requested by", "Why", "Created", "Expires"],
                 approvals.pending_table(obj),
             ),
-            changelist_link(approvals.Approval, "The approvals queue →", status__exact="pending"),
+            changelist_link(approvals.Approval, "The approvals queue →", status="pending"),
         )

@@ -112,6 +112,27 @@ def status_of(approval) -> str:
     return approvals.status_of(approval)
 
 
+class StatusFilter(admin.SimpleListFilter):
+    """By status as the API reads it: a pending request past its expiry is `expired`."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return Approval.Status.choices
+
+    def queryset(self, request, queryset):
+        value, now = self.value(), timezone.now()
+        due = Q(status=PENDING, expires_at__lte=now)
+        if value == PENDING:
+            return queryset.filter(status=PENDING, expires_at__gt=now)
+        if value == Approval.Status.EXPIRED:
+            return queryset.filter(Q(status=value) | due)
+        if value in Approval.Status.values:
+            return queryset.filter(status=value)
+        return queryset
+
+
 class RequesterFilter(admin.SimpleListFilter):
     title = "requested by"
     parameter_name = "requested_by"
@@ -139,7 +160,7 @@ class ApprovalAdmin(BackOfficeAdmin):
 
     list_display = ["id", "status_tag", "correction", "would_do_now", "request"]
     list_display_links = ["id"]
-    list_filter = ["status", "kind", RequesterFilter]
+    list_filter = [StatusFilter, "kind", RequesterFilter]
     list_select_related = ["requested_by", "decided_by"]
     list_per_page = 25  # each pending row runs a preview
     change_form_template = "admin/backoffice/approval_change_form.html"
@@ -182,7 +203,9 @@ class ApprovalAdmin(BackOfficeAdmin):
 
     def get_queryset(self, request):
         pending_first = Case(
-            When(status=PENDING, then=Value(0)), default=Value(1), output_field=IntegerField()
+            When(status=PENDING, expires_at__gt=timezone.now(), then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
         )
         # Held corrections are the exception, so the table stays small enough to sort.
         queryset = self.model._default_manager.get_queryset().annotate(pending_first=pending_first)

@@ -496,3 +496,26 @@ def test_policy_form_refuses_a_second_policy_of_the_same_kind(superuser_client, 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
     assert ApprovalPolicy.objects.count() == 1
+
+
+def test_status_filter_reads_an_overdue_pending_request_as_expired(
+    supervisor_client, pending, rich
+):
+    overdue = hold(support_client_of(pending), rich, amount=125)[1]
+    Approval.objects.filter(pk=overdue.pk).update(expires_at=overdue.created)
+
+    def listed(status):
+        response = supervisor_client.get(QUEUE, {"status": status})
+        return [a.pk for a in response.context["cl"].result_list]
+
+    assert listed("pending") == [pending.pk]
+    assert listed("expired") == [overdue.pk]
+    # Pending first means pending and not yet due: the overdue one sorts with the decided.
+    assert [a.pk for a in supervisor_client.get(QUEUE).context["cl"].result_list] == [
+        pending.pk,
+        overdue.pk,
+    ]
+
+
+def support_client_of(approval):
+    return login(approval.requested_by)
