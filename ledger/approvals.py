@@ -191,11 +191,30 @@ def needs_approval(correction, *, actor, target: Model, amount=None) -> str | No
 # --- effect: before and after ----------------------------------------------------------------
 
 
-def _measured(correction, target: Model) -> tuple[type[Model], int, str]:
-    """The value a correction moves: (model, id, field)."""
+# Kinds that approvals hold beyond the registry's (section 9's batches), by `register`.
+_REGISTERED: dict[str, object] = {}
+
+
+def register(correction) -> None:
+    """Let approvals hold and later apply a correction that is not in `ledger.corrections`
+    (a batch): an object with the registry's `kind`, `target`, `creates`, `size(target,
+    amount)` and `apply(actor=, channel=, target=, reason=, amount=)`."""
+    _REGISTERED[correction.kind] = correction
+
+
+def correction_of(kind: str):
+    """The correction an approval of `kind` applies."""
+    return corrections.BY_KIND.get(kind) or _REGISTERED[kind]
+
+
+def _measured(correction, target: Model) -> tuple[type[Model], int, str] | None:
+    """The value a correction moves: (model, id, field); None for a kind that moves many."""
     if correction.target is Stamp:
         return Stamp, target.pk, "count"
-    customer_id = target.pk if isinstance(target, Customer) else target.customer_id
+    if isinstance(target, Customer):
+        customer_id = target.pk
+    elif (customer_id := getattr(target, "customer_id", None)) is None:
+        return None
     field = "points" if correction.kind in ("revert_points", "adjust_points") else "balance"
     return Customer, customer_id, field
 
@@ -206,7 +225,13 @@ def _value(model, pk: int, field: str) -> int:
 
 def _apply_measured(correction, *, actor, channel, target, reason, amount) -> tuple[object, dict]:
     """Apply the correction; answers the service's result and its effect on the value."""
-    model, pk, field = _measured(correction, target)
+    measured = _measured(correction, target)
+    if measured is None:
+        result = correction.apply(
+            actor=actor, channel=channel, target=target, reason=reason, amount=amount
+        )
+        return result, {}
+    model, pk, field = measured
     before = _value(model, pk, field)
     result = correction.apply(
         actor=actor, channel=channel, target=target, reason=reason, amount=amount
@@ -397,7 +422,7 @@ def approve(approval: Approval, *, actor, channel: str, reason: str) -> Approval
     reason = _reason(reason, errors.DecisionReasonRequired)
     now = timezone.now()
     approval = _locked_pending(approval, now)
-    correction = corrections.BY_KIND[approval.kind]
+    correction = correction_of(approval.kind)
     requester = approval.requested_by
     try:
         with transaction.atomic():
@@ -416,10 +441,9 @@ def approve(approval: Approval, *, actor, channel: str, reason: str) -> Approval
         approval.status = Approval.Status.APPROVED
         # The value moved, and the row the service answered (for adjustments and reverts the
         # new ledger row).
-        approval.result = {
-            **effect,
-            "object": {"model": type(result)._meta.label_lower, "id": result.pk},
-        }
+        approval.result = dict(effect)
+        if isinstance(result, Model):
+            approval.result["object"] = {"model": result._meta.label_lower, "id": result.pk}
         operation = "approval_approve"
     except DomainError as exc:
         approval.status = Approval.Status.FAILED

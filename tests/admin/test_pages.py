@@ -116,9 +116,9 @@ def test_every_page_runs_a_bounded_number_of_queries(
         with django_assert_max_num_queries(queries, info=url):
             assert support_client.get(url).status_code == 200, url
 
-    # The audit log: one indexed query per audited table and two per table on the page.
+    # The audit log: one indexed query per audited table (11 with the approvals' three) and
+    # two per table on the page.
     for url, rows in [("/admin/audit-log/", 50), ("/admin/audit-log/?channel=admin&q=scan", ROWS)]:
-        # 18: 11 audited tables since approvals (approval, approvalpolicy, stafflimit: +3).
         with django_assert_max_num_queries(18, info=url):
             response = auditor_client.get(url)
         assert len(response.context["versions"]) == rows

@@ -10,12 +10,14 @@ import datetime as dt
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from ledger import approvals, corrections, events, reconcile, services
 from ledger.models import Approval, ApprovalPolicy, BalanceUpdate, Event, PointTransaction
 from loyalty.audit import Channel
 from tests.api.conftest import ledger_snapshot
+from tests.helpers import postgres_only
 
 pytestmark = pytest.mark.django_db
 
@@ -375,3 +377,32 @@ def test_the_admin_channel_holds_too(world, support):
     )
     assert submitted.held and submitted.approval.channel == "admin"
     assert not BalanceUpdate.objects.filter(reason="from the admin").exists()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM ledger_approval WHERE id = %s",
+        "UPDATE ledger_approval SET amount = -70 WHERE id = %s",
+        "UPDATE ledger_approval SET requested_by_id = NULL WHERE id = %s",
+        "UPDATE ledger_historicalapproval SET reason = 'rewritten' WHERE id = %s",
+    ],
+)
+@postgres_only
+def test_the_database_keeps_requests_as_they_were_made(statement, world, api_support):
+    approval = request_held("adjust_points", world, api_support)
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, [approval["id"]])
+    assert Approval.objects.get().amount == -7
+
+
+@postgres_only
+def test_the_database_keeps_a_decision(world, api_support, api_supervisor):
+    approval = request_held("adjust_points", world, api_support)
+    api_supervisor.post(f"approvals/{approval['id']}/reject/", {"reason": "no way"})
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE ledger_approval SET status = 'pending', decided_at = NULL WHERE id = %s",
+            [approval["id"]],
+        )
+    assert Approval.objects.get().status == "rejected"
