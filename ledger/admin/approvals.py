@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -221,7 +221,18 @@ class ApprovalAdmin(BackOfficeAdmin):
     @admin.display(description="Target")
     def target_link(self, obj):
         target = target_of(obj)
-        return admin_link(target) if target is not None else "-"
+        if target is not None:
+            return admin_link(target)
+        # A kind beyond the registry (a batch): a link if its model has an admin page.
+        try:
+            return format_html(
+                '<a href="{}">{} #{}</a>',
+                reverse(f"admin:{obj.target_model.replace('.', '_')}_change", args=[obj.target_id]),
+                obj.target_model,
+                obj.target_id,
+            )
+        except NoReverseMatch:
+            return f"{obj.target_model} #{obj.target_id}"
 
     @admin.display(description="Correction")
     def correction(self, obj):

@@ -397,9 +397,10 @@ def test_queue_previews_cost_a_bounded_number_of_queries_per_row(
 
 
 def test_an_expired_request_reads_expired_offers_nothing_and_refuses_approval(
-    supervisor_client, pending, rich
+    supervisor_client, support_client, policy, rich, settings
 ):
-    Approval.objects.filter(pk=pending.pk).update(expires_at=pending.created)
+    settings.APPROVAL_TTL_SECONDS = 0  # due as soon as it is made (the worker has not run)
+    pending = hold(support_client, rich)[1]
 
     html = supervisor_client.get(page(pending)).content.decode()
     assert decide_url(pending, "approve") not in html and "expired" in html
@@ -499,10 +500,10 @@ def test_policy_form_refuses_a_second_policy_of_the_same_kind(superuser_client, 
 
 
 def test_status_filter_reads_an_overdue_pending_request_as_expired(
-    supervisor_client, pending, rich
+    supervisor_client, pending, rich, settings
 ):
+    settings.APPROVAL_TTL_SECONDS = 0  # due as soon as it is made (the worker has not run)
     overdue = hold(support_client_of(pending), rich, amount=125)[1]
-    Approval.objects.filter(pk=overdue.pk).update(expires_at=overdue.created)
 
     def listed(status):
         response = supervisor_client.get(QUEUE, {"status": status})
@@ -519,3 +520,16 @@ def test_status_filter_reads_an_overdue_pending_request_as_expired(
 
 def support_client_of(approval):
     return login(approval.requested_by)
+
+
+def test_a_request_beyond_the_registry_names_its_target_and_links_it_when_it_can(customer):
+    from django.contrib import admin
+
+    model_admin = admin.site._registry[Approval]
+    unknown = Approval(kind="batch", target_model="ledger.nosuchbatch", target_id=3)
+    known = Approval(kind="batch", target_model="accounts.customer", target_id=customer.pk)
+
+    assert model_admin.target_link(unknown) == "ledger.nosuchbatch #3"
+    assert f'href="/admin/accounts/customer/{customer.pk}/change/"' in model_admin.target_link(
+        known
+    )
