@@ -4,7 +4,7 @@ policies and staff limits pages, each through the admin URLs with real role user
 import pytest
 
 from accounts.models import Customer
-from ledger import approvals, history
+from ledger import approvals, history, services
 from ledger.models.approvals import Approval, ApprovalPolicy, StaffLimit
 from ledger.roles import staff_create
 from loyalty.audit import Channel
@@ -533,3 +533,43 @@ def test_a_request_beyond_the_registry_names_its_target_and_links_it_when_it_can
     assert f'href="/admin/accounts/customer/{customer.pk}/change/"' in model_admin.target_link(
         known
     )
+
+
+def test_the_object_page_button_holds_too_and_approving_applies_it(
+    support_client, supervisor_client, superuser, stamp
+):
+    approvals.setting_save(
+        ApprovalPolicy(),
+        actor=superuser,
+        channel=Channel.COMMAND,
+        merchant=stamp.card.merchant,
+        kind="deduct_stamp",
+        threshold=1,
+    )
+    services.stamp_add(actor=None, channel=Channel.COMMAND, stamp=stamp)  # 0/10 -> 1/10
+    url = f"/admin/ledger/stamp/{stamp.pk}/correction/deduct_stamp/"
+
+    preview = support_client.get(url)
+    assert "Held for approval:" in preview.content.decode()
+    response = support_client.post(url, {"post": "yes", "reason": REASON})
+
+    assert response.status_code == 302
+    stamp.refresh_from_db()
+    approval = Approval.objects.get()
+    assert stamp.count == 1 and approval.target_id == stamp.pk
+    assert f'href="{page(approval)}"' in messages_of(response)[-1]
+    assert "1/10 → 0/10" in supervisor_client.get(page(approval)).content.decode()
+    supervisor_client.post(decide_url(approval, "approve"), {"post": "yes", "reason": "Agreed"})
+    stamp.refresh_from_db()
+    assert stamp.count == 0
+
+
+@pytest.mark.parametrize("role", ["support", "auditor", "supervisor"])
+def test_policies_and_limits_are_read_only_for_the_roles(request, role, policy):
+    client = request.getfixturevalue(f"{role}_client")
+
+    response = client.get(POLICIES)
+    assert response.status_code == 200 and f"{POLICIES}add/" not in response.content.decode()
+    assert client.get(LIMITS).status_code == 200
+    assert client.post(f"{POLICIES}{policy.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ApprovalPolicy.objects.filter(pk=policy.pk).exists()
