@@ -6,10 +6,12 @@ parameters and preview; otherwise it is applied at once. A held correction is ap
 by `approve`, through the same service, attributed to the requester with the approver
 recorded (`loyalty.audit.approving`); `reject`, `cancel` and `expire_due` end it otherwise.
 
-Limits hold exactly under concurrency: the user's counter row of the day is moved by a
-conditional UPDATE in the transaction that applies the correction (`_count`), so two
-requests never both pass a check that only one of them may; a refused UPDATE holds the
-correction instead. An approval's row lock makes each decision happen once.
+What holds a correction, and the counters that make limits hold exactly under concurrency,
+are `ledger.limits`: `submit` moves the counters in the transaction that applies the
+correction. An approval's row lock makes each decision happen once.
+
+A little over 400 lines: one request's whole life (submit, decide, expire, its wire shape),
+read best in one place.
 """
 
 from __future__ import annotations
@@ -19,29 +21,25 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Model
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Customer
-from ledger import corrections, errors, events
-from ledger.models import Approval, ApprovalPolicy, StaffDailyUsage, StaffLimit, Stamp
-from ledger.models.approvals import ALL_KINDS
+from ledger import corrections, errors, events, limits
+from ledger.limits import (  # noqa: F401  (the surfaces manage policies and limits through here too)
+    MANAGE_LIMIT,
+    MANAGE_POLICY,
+    can_manage,
+    setting_delete,
+    setting_save,
+)
+from ledger.models import Approval, Stamp
 from loyalty.audit import Channel, approving, audited
 from loyalty.errors import DomainError, InvalidInput
 from loyalty.http.limits import MAX_AMOUNT, REASON_MAX, REASON_MIN
 from loyalty.preview import dry_run
 
 APPROVE = "ledger.approve_correction"
-MANAGE_POLICY = "ledger.manage_approvalpolicy"
-MANAGE_LIMIT = "ledger.manage_stafflimit"
-
-# Why a correction is held (Approval.held_because).
-POLICY, MAX_AMOUNT_HELD, DAILY_AMOUNT, DAILY_COUNT = (
-    "policy",
-    "max_amount",
-    "daily_amount",
-    "daily_count",
-)
 
 # The audited operations of an approval's steps (ledger.events.TYPES maps them to types).
 OPERATIONS = (
@@ -71,11 +69,6 @@ class Submitted:
         return self.approval is not None
 
 
-class _Held(Exception):
-    def __init__(self, why: str) -> None:
-        self.why = why
-
-
 # --- input -----------------------------------------------------------------------------------
 
 
@@ -101,74 +94,6 @@ def _user(actor):
     return actor if getattr(actor, "pk", None) is not None else None
 
 
-def _today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
-
-
-# --- what holds a correction -----------------------------------------------------------------
-
-
-def _static_hold(correction, *, user, merchant_id: int, size: int) -> str | None:
-    """A policy's threshold or the user's `max_amount`: what holds a correction regardless of
-    what else was applied today."""
-    policy = ApprovalPolicy.objects.filter(merchant_id=merchant_id, kind=correction.kind).first()
-    if policy is not None and size >= policy.threshold:
-        return POLICY
-    for limit in _limits(user, correction.kind).values():
-        if limit.max_amount is not None and size > limit.max_amount:
-            return MAX_AMOUNT_HELD
-    return None
-
-
-def _limits(user, kind: str) -> dict[str, StaffLimit]:
-    if user is None:
-        return {}
-    return {
-        limit.kind: limit
-        for limit in StaffLimit.objects.filter(user=user, kind__in=[kind, ALL_KINDS])
-    }
-
-
-def _over_day(limit: StaffLimit | None, usage: StaffDailyUsage | None, size: int) -> str | None:
-    count = usage.count if usage else 0
-    amount = usage.amount if usage else 0
-    if limit is None:
-        return None
-    if limit.daily_count is not None and count + 1 > limit.daily_count:
-        return DAILY_COUNT
-    if limit.daily_amount is not None and amount + size > limit.daily_amount:
-        return DAILY_AMOUNT
-    return None
-
-
-def _count(user, kind: str, size: int, *, enforce: bool = True) -> None:
-    """Count one applied correction of `size` toward `user`'s day, for `kind` and for "*".
-
-    With `enforce`, each counter moves only if it stays within the user's daily limits: a
-    conditional UPDATE whose WHERE PostgreSQL re-checks on the newest row version after
-    waiting for a concurrent one, so concurrent corrections never pass a limit together.
-    Raises `_Held` (the caller's transaction then rolls back) when one does not move.
-    """
-    if user is None:
-        return
-    day = _today()
-    limits = _limits(user, kind) if enforce else {}
-    for key in sorted({kind, ALL_KINDS}):  # one lock order for every request
-        StaffDailyUsage.objects.bulk_create(
-            [StaffDailyUsage(user=user, kind=key, day=day)], ignore_conflicts=True
-        )
-        counter = StaffDailyUsage.objects.filter(user=user, kind=key, day=day)
-        limit = limits.get(key)
-        if limit is not None:
-            if limit.daily_count is not None:
-                counter = counter.filter(count__lte=limit.daily_count - 1)
-            if limit.daily_amount is not None:
-                counter = counter.filter(amount__lte=limit.daily_amount - size)
-        if counter.update(count=F("count") + 1, amount=F("amount") + size) == 0:
-            now = StaffDailyUsage.objects.filter(user=user, kind=key, day=day).first()
-            raise _Held(_over_day(limit, now, size) or DAILY_COUNT)
-
-
 def needs_approval(correction, *, actor, target: Model, amount=None) -> str | None:
     """Why `actor`'s correction of `target` would be held now (`held_because`), or None.
     Consumes nothing (for previews); `submit` decides for real."""
@@ -177,15 +102,10 @@ def needs_approval(correction, *, actor, target: Model, amount=None) -> str | No
         return None
     amount = _amount(correction, amount)
     size = correction.size(target, amount)
-    why = _static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
+    why = limits.static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
     if why is not None:
         return why
-    day = _today()
-    for key, limit in _limits(user, correction.kind).items():
-        usage = StaffDailyUsage.objects.filter(user=user, kind=key, day=day).first()
-        if (why := _over_day(limit, usage, size)) is not None:
-            return why
-    return None
+    return limits.over_today(user, correction.kind, size)
 
 
 # --- effect: before and after ----------------------------------------------------------------
@@ -331,16 +251,16 @@ def submit(
     reason = _reason(reason)
     amount = _amount(correction, amount)
     size = correction.size(target, amount)
-    why = _static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
+    why = limits.static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
     if why is None:
         try:
             with transaction.atomic():
-                _count(user, correction.kind, size)
+                limits.count(user, correction.kind, size)
                 result = correction.apply(
                     actor=actor, channel=channel, target=target, reason=reason, amount=amount
                 )
             return Submitted(result=result)
-        except _Held as held:
+        except limits.Held as held:
             why = held.why
     return Submitted(
         approval=_request(
@@ -395,10 +315,10 @@ def _locked_pending(approval: Approval, now: dt.datetime) -> Approval:
         .select_related("requested_by")
         .get(pk=approval.pk)
     )
+    if status_of(locked, now) == Approval.Status.EXPIRED:  # recorded so by the worker or not
+        raise errors.ApprovalExpired()
     if locked.status != Approval.Status.PENDING:
         raise errors.AlreadyDecided(f"This approval request is already {locked.status}.")
-    if locked.expires_at <= now:
-        raise errors.ApprovalExpired()
     return locked
 
 
@@ -428,7 +348,7 @@ def approve(approval: Approval, *, actor, channel: str, reason: str) -> Approval
         with transaction.atomic():
             # Applied corrections count toward the requester's day, approved ones too; the
             # approval itself is the permission to go beyond the limits.
-            _count(requester, approval.kind, approval.size, enforce=False)
+            limits.count(requester, approval.kind, approval.size, enforce=False)
             with approving(approver=actor, approval_id=approval.pk, reason=reason):
                 result, effect = _apply_measured(
                     correction,
@@ -507,40 +427,3 @@ def expire_due(now: dt.datetime | None = None, *, batch: int = 100) -> int:
                     approval.save()
                     _record(approval)
             expired += len(due)
-
-
-# --- policies and limits ---------------------------------------------------------------------
-
-
-def can_manage(user, model: type[Model]) -> bool:
-    """Policies and limits have the same managers: superusers and holders of
-    `manage_approvalpolicy` (or, for limits, `manage_stafflimit`)."""
-    if user.has_perm(MANAGE_POLICY):
-        return True
-    return model is StaffLimit and user.has_perm(MANAGE_LIMIT)
-
-
-def _setting_reason(reason) -> str:
-    reason = (reason or "").strip() if isinstance(reason, str) else ""
-    if len(reason) > REASON_MAX:
-        raise errors.ReasonRequired()
-    return reason
-
-
-@transaction.atomic
-def setting_save(instance: Model, *, actor, channel: str, reason: str = "", **fields) -> Model:
-    """Create or change a policy or a staff limit, audited (`operation`: <model>_save)."""
-    for name, value in fields.items():
-        setattr(instance, name, value)
-    instance.full_clean(validate_unique=False, validate_constraints=False)
-    operation = f"{instance._meta.model_name}_save"
-    with audited(actor=actor, channel=channel, reason=_setting_reason(reason), operation=operation):
-        instance.save()
-    return instance
-
-
-@transaction.atomic
-def setting_delete(instance: Model, *, actor, channel: str, reason: str = "") -> None:
-    operation = f"{instance._meta.model_name}_delete"
-    with audited(actor=actor, channel=channel, reason=_setting_reason(reason), operation=operation):
-        instance.delete()

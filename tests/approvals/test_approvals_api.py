@@ -230,6 +230,10 @@ def test_expired_cannot_be_decided_and_the_worker_records_it(
         assert api_supervisor.get("approvals/", {"status": "pending"}).json()["results"] == []
         call_command("run_worker", "--burst")
     assert ledger_only() == before
+    for decision in ("approve", "reject", "cancel"):  # recorded expired: still approval_expired
+        client = api_support if decision == "cancel" else api_supervisor
+        response = client.post(f"approvals/{approval['id']}/{decision}/", {"reason": "too late"})
+        assert (response.status_code, response.json()["code"]) == (409, "approval_expired")
     stored = Approval.objects.get()
     assert stored.status == "expired"
     event = Event.objects.get(type="approval.expired")
