@@ -109,7 +109,7 @@ class Outcome:
     after: str | None = None
     refusal: str | None = None
     held: str | None = None  # why it needs approval (policy or staff limit)
-    approval: object | None = None  # the request it is held as (None in a preview)
+    approval: object | None = None  # the request it is held as (rolled back in a preview)
 
 
 def _balance(customer_id: int) -> int:
