@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ledger import corrections
 from ledger.history import actor_label
-from ledger.models import PointTransaction
+from ledger.models import Approval, PointTransaction
 from partners.models import Partner
 
 DAYS = 30
@@ -49,6 +49,7 @@ class Dashboard:
     top_reasons: list[tuple[str, int]]
     top_actors: list[tuple[str, int]]
     settlement: list[dict]
+    approvals: dict[str, int] | None = None  # approvals requested/approved/... in the period
 
 
 def _union_top(column: str, since: dt.datetime, limit: int) -> list[tuple[object, int]]:
@@ -134,4 +135,29 @@ def build(*, days: int = DAYS, now: dt.datetime | None = None) -> Dashboard:
         ({"partner": name, **v, "net": v["deducted"] - v["reverted"]} for name, v in sums.items()),
         key=lambda e: (-e["net"], e["partner"]),
     )
-    return Dashboard(day_list, per_day, totals, top_reasons, top_actors, settlement)
+    return Dashboard(
+        day_list, per_day, totals, top_reasons, top_actors, settlement, approval_counts(since)
+    )
+
+
+# --- approvals (CONTRACT section 8): each step is one history row of its request ------------
+APPROVAL_STEPS = {
+    "approval_request": "requested",
+    "approval_approve": "approved",
+    "approval_reject": "rejected",
+    "approval_expire": "expired",
+}
+
+
+def approval_counts(since: dt.datetime) -> dict[str, int]:
+    """How many approvals were requested, approved, rejected and expired since `since`."""
+    rows = (
+        Approval.history.filter(history_date__gte=since, operation__in=APPROVAL_STEPS)
+        .values("operation")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    counts = dict.fromkeys(APPROVAL_STEPS.values(), 0)
+    for row in rows:
+        counts[APPROVAL_STEPS[row["operation"]]] += row["n"]
+    return counts

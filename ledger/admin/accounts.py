@@ -9,6 +9,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts import services
 from accounts.models import Customer, Merchant, Store
+from ledger.admin import approvals
 from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
 from ledger.admin.corrections import CorrectionsMixin
 from ledger.models import BalanceUpdate, Event, PointTransaction, Stamp, StampCard
@@ -160,7 +161,15 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             ("Latest balance updates", {"fields": ["recent_balance_updates"]}),
             ("Latest point transactions", {"fields": ["recent_point_transactions"]}),
             *self._events_fieldset(request),
+            *self._approvals_fieldset(request),
         ]
+
+    @staticmethod
+    def _approvals_fieldset(request) -> list:
+        # Approval requests are for their readers (Support, Supervisor, Auditor).
+        if not request.user.has_perm(approvals.VIEW):
+            return []
+        return [("Pending approval requests", {"fields": ["pending_approvals"]})]
 
     @staticmethod
     def _events_fieldset(request) -> list:
@@ -182,6 +191,7 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             "recent_balance_updates",
             "recent_point_transactions",
             "recent_events",
+            "pending_approvals",
         ]
 
     def call_service(self, request, form, change):
@@ -299,3 +309,14 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             for e in Event.objects.filter(customer=obj).order_by("-customer_sequence")[:RECENT_ROWS]
         ]
         return _table(["Sequence", "Type", "Event", "Actor", "Channel", "Reason", "Created"], rows)
+
+    @admin.display(description="Pending requests")
+    def pending_approvals(self, obj):
+        return format_html(
+            "{}{}",
+            _table(
+                ["Request", "Kind", "Size", "Requested by", "Why", "Created", "Expires"],
+                approvals.pending_table(obj),
+            ),
+            changelist_link(approvals.Approval, "The approvals queue →", status="pending"),
+        )

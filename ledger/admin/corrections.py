@@ -30,7 +30,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Customer
-from ledger import corrections, services
+from ledger import approvals, corrections, services
+from ledger.admin.held import held_why
 from ledger.models import MAX_AMOUNT
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
@@ -177,8 +178,14 @@ class Correction:
         return self.registered.available(obj)
 
     def run(self, actor, obj, reason: str, amount: int | None):
-        return self.registered.apply(
-            actor=actor, channel=Channel.ADMIN, target=obj, reason=reason, amount=amount
+        """Submit it (section 8): applied now, or held for a second person's approval."""
+        return approvals.submit(
+            self.registered,
+            actor=actor,
+            channel=Channel.ADMIN,
+            target=obj,
+            reason=reason,
+            amount=amount,
         )
 
 
@@ -190,6 +197,8 @@ class Outcome:
     after: str | None = None
     refusal: str | None = None
     result: object = None  # what the service answered
+    held: str | None = None  # why it needs approval (policy or staff limit)
+    approval: object | None = None  # the request it is held as (rolled back in a preview)
 
 
 def _balance(customer_id: int) -> int:
@@ -279,11 +288,17 @@ def attempt(correction: Correction, actor, obj, reason: str, amount) -> Outcome:
     """The one place a correction is attempted on one object: its outcome, or its refusal."""
     outcome = Outcome(obj, label(obj), correction.now(obj))
     try:
-        outcome.result = correction.run(actor, obj, reason, amount)
+        submitted = correction.run(actor, obj, reason, amount)
     except DomainError as exc:
         outcome.refusal = exc.message
     else:
-        outcome.after = correction.after(outcome.result)
+        # --- approvals (section 8): a held correction changes nothing ------------------------
+        if submitted.approval is not None:
+            outcome.approval = submitted.approval
+            outcome.held = held_why(submitted.approval)
+        else:
+            outcome.result = submitted.result
+            outcome.after = correction.after(submitted.result)
     return outcome
 
 
@@ -323,6 +338,7 @@ def _report(model_admin, request, correction: Correction, outcomes: list[Outcome
     opts = model_admin.model._meta
     done = [o for o in outcomes if o.after is not None]
     refused = [o for o in outcomes if o.refusal is not None]
+    held = [o for o in outcomes if o.held is not None]
 
     def counted(n: int) -> str:
         return f"{n} {opts.verbose_name if n == 1 else opts.verbose_name_plural}"
@@ -347,6 +363,26 @@ def _report(model_admin, request, correction: Correction, outcomes: list[Outcome
         )
         message = format_html(
             "Refused for {}, left unchanged:<ul>{}</ul>", counted(len(refused)), items
+        )
+        model_admin.message_user(request, message, messages.WARNING)
+    if held:
+        items = format_html_join(
+            "",
+            '<li>{}: <a href="{}">approval request #{}</a> ({})</li>',
+            (
+                (
+                    _link(o.obj),
+                    reverse("admin:ledger_approval_change", args=[o.approval.pk]),
+                    o.approval.pk,
+                    o.held,
+                )
+                for o in held
+            ),
+        )
+        message = format_html(
+            "Held for approval, not applied until a second person approves: {}:<ul>{}</ul>",
+            counted(len(held)),
+            items,
         )
         model_admin.message_user(request, message, messages.WARNING)
 
@@ -409,6 +445,7 @@ def run_correction(model_admin, request, correction: Correction, queryset, singl
         "outcomes": previews,
         "will_change": sum(1 for o in previews if o.after is not None),
         "will_refuse": sum(1 for o in previews if o.refusal is not None),
+        "will_hold": sum(1 for o in previews if o.held is not None),
         "form": form,
         "preview_token": token,
         "previewed_amount": amount if token else None,
