@@ -380,7 +380,7 @@ def _report(model_admin, request, correction: Correction, outcomes: list[Outcome
             ),
         )
         message = format_html(
-            "Held for approval, not applied until a second person approves: {}:<ul>{}</ul>",
+            "Held for approval: {}, not applied until a second person approves:<ul>{}</ul>",
             counted(len(held)),
             items,
         )

@@ -189,7 +189,10 @@ class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         if obj.status != BalanceUpdate.Status.CANCELED:
             return "-"
         version = _version_of(BalanceUpdate, obj.pk, "balance_update_cancel")
-        by = obj.canceled_by.get_username() if obj.canceled_by else None
+        # The canceling user, linked for those who may open the user admin (superusers).
+        by = (
+            admin_link(obj.canceled_by, obj.canceled_by.get_username()) if obj.canceled_by else None
+        )
         return _correction_text("Canceled", version, obj.canceled_at, obj.cancel_reason, by=by)
 
     @admin.display(description="Amount", ordering="amount")
@@ -319,7 +322,7 @@ def _correction_text(what, version, when: dt.datetime, reason: str, by: str | No
         "{} on {}{}{}{}",
         what,
         _utc(when),
-        f" by {by}" if by else "",
+        format_html(" by {}", by) if by else "",
         f" via {_channel_label(channel)}" if channel and channel != Channel.ADMIN else "",
         f": {reason}" if reason else "",
     )

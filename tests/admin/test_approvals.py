@@ -10,7 +10,7 @@ from ledger.roles import staff_create
 from loyalty.audit import Channel
 from tests import factories
 from tests.admin.conftest import login
-from tests.admin.utils import confirm_action, messages_of, post_action
+from tests.admin.utils import confirm_action, messages_of, post_action, preview_token_of
 from tests.helpers import fund
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +103,7 @@ def test_below_the_threshold_is_applied_at_once(support_client, policy, rich):
 
     rich.refresh_from_db()
     assert rich.points == 599 and not Approval.objects.exists()
-    assert messages_of(response)[0].startswith("Adjusted the points: 1 customer.")
+    assert messages_of(response)[0].startswith("Adjusted the points of <a href=")
 
 
 # --- the queue: who sees what ----------------------------------------------------------------
@@ -551,7 +551,8 @@ def test_the_object_page_button_holds_too_and_approving_applies_it(
 
     preview = support_client.get(url)
     assert "Held for approval:" in preview.content.decode()
-    response = support_client.post(url, {"post": "yes", "reason": REASON})
+    token = preview_token_of(preview)
+    response = support_client.post(url, {"post": "yes", "reason": REASON, "preview_token": token})
 
     assert response.status_code == 302
     stamp.refresh_from_db()

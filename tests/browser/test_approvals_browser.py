@@ -119,7 +119,7 @@ def test_support_adjustment_is_held_and_a_supervisor_approves_it(desk, shop):
     # The request's own history: asked by Support, approved by the supervisor, with reasons.
     page.goto(f"/admin/ledger/approval/{approval.pk}/history/")
     versions = page.inner_text("#history-versions")
-    assert "approval_request" in versions and "approval_approve" in versions
+    assert "Approval requested" in versions and "Request approved" in versions
     assert "Checked with the store manager" in versions and "supervisor-b" in versions
     shot(page, "approvals-request-history")
 
