@@ -333,3 +333,24 @@ def test_named_csv_cells_are_safe_for_spreadsheets(merchant):
     for row in rows:
         for column in ("model_name", "object_label", "operation_label", "changes_text"):
             assert row[column][:1] not in "=+-@\t\r" or row[column] == "", (column, row)
+
+
+def test_many_objects_are_named_with_their_customers_loaded_once(
+    activity, monkeypatch, django_assert_max_num_queries
+):
+    """Past `JOIN_UP_TO` objects (an export batch), the objects a name reads (customers,
+    cards) are loaded once each and attached, not joined per row: the same names."""
+    expected = [(v.object_label, v.changes) for v in history.iter_audit_log(history.AuditFilters())]
+    monkeypatch.setattr(names, "JOIN_UP_TO", 0)
+    assert [
+        (v.object_label, v.changes) for v in history.iter_audit_log(history.AuditFilters())
+    ] == expected
+    ids = list(PointTransaction.objects.values_list("pk", flat=True))
+    found = names.Names()
+    for pk in ids:
+        found.want(PointTransaction, pk)
+    # The transactions, then their customers (no query per transaction).
+    with django_assert_max_num_queries(2):
+        found.resolve()
+        labels = {found.of(PointTransaction, pk) for pk in ids}
+    assert "Deduction of 30 points from alice@example.com" in labels
