@@ -7,8 +7,9 @@ took three quarters of the export's time. Naming what a row refers to (its objec
 keys, `names`) needs each row's diff, so a Change per changed field is made once and serves
 both the changes column and `changes_text`; the names of a batch are read in one query per
 model. That costs throughput on exports of creations (many fields each): a 3,000-row export
-of point-transaction creations went from about 36,000 to about 9,600 rows/s on a test
-database (changes of customers, the most common rows, stayed at about 25,000).
+of point-transaction creations ran at a quarter to a fifth of its earlier rate on a loaded
+test machine (about 30,000 against 6,000 to 8,000 rows/s); changes of customers, the most
+common rows, kept about the same rate.
 """
 
 from __future__ import annotations

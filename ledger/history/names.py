@@ -101,11 +101,7 @@ class FieldInfo:
     related: type[Model] | None  # the model a foreign key points at
     choices: dict | None
     is_instant: bool
-
-    @property
-    def plain(self) -> bool:
-        """Its values read as they are (no object, choice or instant to name)."""
-        return self.related is None and self.choices is None and not self.is_instant
+    plain: bool = False  # its values read as they are (no object, choice or instant to name)
 
 
 @cache
@@ -116,13 +112,16 @@ def field_infos(model: type[Model]) -> dict[str, FieldInfo]:
         try:
             field = model._meta.get_field(name)
         except FieldDoesNotExist:  # a history-only column: named as it is
-            infos[name] = FieldInfo(capfirst(name.replace("_", " ")), None, None, False)
+            infos[name] = FieldInfo(capfirst(name.replace("_", " ")), None, None, False, True)
             continue
         infos[name] = FieldInfo(
             label=capfirst(str(field.verbose_name)),
             related=field.related_model if field.is_relation else None,
             choices={k: str(v) for k, v in field.flatchoices} if field.choices else None,
             is_instant=isinstance(field, models.DateTimeField),
+            plain=not field.is_relation
+            and not field.choices
+            and not isinstance(field, models.DateTimeField | models.BooleanField),
         )
     return infos
 
@@ -132,6 +131,9 @@ def field_label(model: type[Model], name: str) -> str:
     return info.label if info else capfirst(name.replace("_", " "))
 
 
+JOIN_UP_TO = 100  # objects whose names read others: up to this many, joined (see resolve)
+
+
 class Names:
     """Names of objects by (model, id), resolved in bulk: `want` what a page refers to, then
     `resolve()` once (one query per model with unnamed ids), then `of`."""
@@ -139,37 +141,87 @@ class Names:
     def __init__(self) -> None:
         self._wanted: dict[type[Model], set] = {}
         self._names: dict[type[Model], dict] = {}
+        self._objects: dict[type[Model], dict] = {}  # what other names read (str_related)
 
     def want(self, model: type[Model] | None, pk) -> None:
         if model is not None and pk is not None and pk != REDACTED:
             self._wanted.setdefault(model, set()).add(pk)
 
+    def _unnamed(self, model: type[Model]) -> list:
+        known = self._names.get(model, {})
+        return [pk for pk in self._wanted.pop(model, ()) if pk not in known]
+
+    def _load(self, model: type[Model], ids: list) -> list[Model]:
+        """Instances of `model` with only the fields its name reads (3x faster to make)."""
+        qs = model._default_manager.filter(pk__in=ids)
+        fields = getattr(model, "str_fields", ())
+        return list(qs.only(*fields, *getattr(model, "str_related", ())) if fields else qs)
+
+    def _join(self, model: type[Model], ids: list) -> None:
+        """Name a few objects of `model` with the objects their names read in one query (a
+        join), and those too: a page's stamps need no query for their cards and customers."""
+        if not ids:
+            return
+        related = model.str_related
+        only = [*getattr(model, "str_fields", ()), *related]
+        for name in related:
+            other = model._meta.get_field(name).related_model
+            only += [f"{name}__{f}" for f in getattr(other, "str_fields", ())]
+        qs = model._default_manager.filter(pk__in=ids).select_related(*related).only(*only)
+        known = self._names.setdefault(model, {})
+        for obj in qs:
+            known[obj.pk] = str(obj)
+            for name in related:
+                other = getattr(obj, name)
+                if other is not None:
+                    self._names.setdefault(type(other), {})[other.pk] = str(other)
+                    self._objects.setdefault(type(other), {})[other.pk] = other
+
     def resolve(self) -> Names:
+        """Name everything wanted: one query per model. Objects whose names read others
+        (`str_related`: a stamp reads its card and customer) are loaded first; the objects
+        they read are then loaded with every other object of their model and attached, so a
+        page of 2000 point transactions of 50 customers makes 50 customers, not 2000; up to
+        `JOIN_UP_TO` of them (a page), they come in one join instead (one query, not three)."""
         User = get_user_model()
-        # Models whose names read other objects first: those come along (select_related)
-        # and need no query of their own.
-        order = sorted(self._wanted, key=lambda m: not getattr(m, "str_related", ()))
-        for model in order:
-            known = self._names.setdefault(model, {})
-            ids = [pk for pk in self._wanted[model] if pk not in known]
+        dependent = {}
+        for model in [m for m in self._wanted if getattr(m, "str_related", ())]:
+            ids = self._unnamed(model)
+            if len(ids) <= JOIN_UP_TO:
+                self._join(model, ids)
+                continue
+            dependent[model] = self._load(model, ids)
+            for name in model.str_related:
+                field = model._meta.get_field(name)
+                loaded = self._objects.get(field.related_model, {})
+                for obj in dependent[model]:
+                    pk = getattr(obj, field.attname)
+                    if pk not in loaded:
+                        self.want(field.related_model, pk)
+                self._objects.setdefault(field.related_model, {})
+        for model in list(self._wanted):
+            ids = self._unnamed(model)
             if not ids:
                 continue
+            known = self._names.setdefault(model, {})
             if model is User:
-                known.update(
-                    User._default_manager.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD)
-                )
+                manager = User._default_manager
+                known.update(manager.filter(pk__in=ids).values_list("pk", User.USERNAME_FIELD))
                 continue
-            related = getattr(model, "str_related", ())
-            qs = model._default_manager.filter(pk__in=ids).select_related(*related)
-            if getattr(model, "str_fields", None):
-                qs = qs.only(*model.str_fields)  # instances of a few fields: 3x faster
-            for obj in qs:
+            keep = self._objects.get(model)
+            for obj in self._load(model, ids):
                 known[obj.pk] = str(obj)
-                for name in related:
-                    other = getattr(obj, name)
+                if keep is not None:
+                    keep[obj.pk] = obj
+        for model, objs in dependent.items():
+            known = self._names.setdefault(model, {})
+            fields = [model._meta.get_field(name) for name in model.str_related]
+            for obj in objs:
+                for field in fields:
+                    other = self._objects[field.related_model].get(getattr(obj, field.attname))
                     if other is not None:
-                        self._names.setdefault(type(other), {})[other.pk] = str(other)
-        self._wanted = {}
+                        field.set_cached_value(obj, other)
+                known[obj.pk] = str(obj)
         return self
 
     def of(self, model: type[Model], pk) -> str:
@@ -210,6 +262,13 @@ def value_label(names: Names, info: FieldInfo | None, value):
     return value if isinstance(value, str) else str(value)
 
 
+_AS_IS = frozenset({str, int, type(None)})
+
+
+def _as_text(value):
+    return int.__repr__(value) if type(value) is int else value
+
+
 def labels(names: Names, model: type[Model], changes: Iterable, redacted: frozenset[str]):
     """(field_label, old_label, new_label) of each of `changes` (names resolved)."""
     infos = field_infos(model)
@@ -218,6 +277,8 @@ def labels(names: Names, model: type[Model], changes: Iterable, redacted: frozen
         label = info.label if info else capfirst(c.field.replace("_", " "))
         if c.field in redacted:
             yield label, c.old, c.new  # already masked; never named
+        elif info is not None and info.plain and type(c.old) in _AS_IS and type(c.new) in _AS_IS:
+            yield label, _as_text(c.old), _as_text(c.new)  # what value_label answers, faster
         else:
             yield label, value_label(names, info, c.old), value_label(names, info, c.new)
 

@@ -87,15 +87,10 @@ class Stamp(models.Model):
         indexes = [models.Index(fields=["merchant", "id"], name="stamp_merchant_id")]
         permissions = [("remove_stamp", "Can remove a stamp (correction)")]
 
-    # The relations __str__ reads: the admin selects them with the object (ledger.admin.base);
-    # and the fields (history loads only these to name many objects).
+    # The relations __str__ reads (the admin selects them with the object: ledger.admin.base)
+    # and its own fields (history loads only these to name many objects: ledger.history.names).
     str_related = ("card", "customer")
-    str_fields = (
-        "count",
-        "max_stamps",
-        "card__name",
-        *(f"customer__{name}" for name in Customer.str_fields),
-    )
+    str_fields = ("count", "max_stamps")
 
     def __str__(self) -> str:
         """E.g. "Coffee card of alice@example.com, 3/10" (reads the card and the customer:
@@ -167,7 +162,7 @@ class BalanceUpdate(models.Model):
         permissions = [("cancel_balanceupdate", "Can cancel a balance update (correction)")]
 
     str_related = ("customer",)  # what __str__ reads (see Stamp.str_related)
-    str_fields = ("effect", "amount", "status", *(f"customer__{n}" for n in Customer.str_fields))
+    str_fields = ("effect", "amount", "status")
 
     def __str__(self) -> str:
         """E.g. "Credit of 500 to alice@example.com", "Debit of 200 from bob (canceled)"
@@ -279,7 +274,7 @@ class PointTransaction(models.Model):
         ]
 
     str_related = ("customer",)  # what __str__ reads (see Stamp.str_related)
-    str_fields = ("kind", "points", *(f"customer__{n}" for n in Customer.str_fields))
+    str_fields = ("kind", "points")
 
     def __str__(self) -> str:
         """E.g. "Deduction of 300 points from alice@example.com", "Credit of 50 points to bob",

@@ -346,3 +346,40 @@ def test_a_missing_object_is_named_by_model_and_id():
     assert found.resolve().of(Merchant, 987654) == "Merchant #987654"
     assert found.of(Store, 3) == "Store #3"
     assert found.of(Stamp, 3) == "Stamp #3"
+
+
+def test_named_csv_cells_are_safe_for_spreadsheets(merchant):
+    evil = factories.CustomerFactory(merchant=merchant, email="=1+2@example.com", member_id="")
+    card = factories.StampCardFactory(merchant=merchant, name="@SUM(A1)", max_stamps=5)
+    factories.StampFactory(card=card, customer=evil)
+    services.points_credit(actor=None, channel=ADMIN, customer=evil, points=5)
+    text = "".join(history.audit_log_csv(history.AuditFilters()))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    labels = {r["object_label"] for r in rows}
+    assert "'=1+2@example.com" in labels  # the customer
+    assert "'@SUM(A1) of =1+2@example.com, 0/5" in labels  # the stamp
+    assert "Credit of 5 points to =1+2@example.com" in labels
+    for row in rows:
+        for column in ("model_name", "object_label", "operation_label", "changes_text"):
+            assert row[column][:1] not in "=+-@\t\r" or row[column] == "", (column, row)
+
+
+def test_many_objects_are_named_with_their_customers_loaded_once(
+    activity, monkeypatch, django_assert_max_num_queries
+):
+    """Past `JOIN_UP_TO` objects (an export batch), the objects a name reads (customers,
+    cards) are loaded once each and attached, not joined per row: the same names."""
+    expected = [(v.object_label, v.changes) for v in history.iter_audit_log(history.AuditFilters())]
+    monkeypatch.setattr(names, "JOIN_UP_TO", 0)
+    assert [
+        (v.object_label, v.changes) for v in history.iter_audit_log(history.AuditFilters())
+    ] == expected
+    ids = list(PointTransaction.objects.values_list("pk", flat=True))
+    found = names.Names()
+    for pk in ids:
+        found.want(PointTransaction, pk)
+    # The transactions, then their customers (no query per transaction).
+    with django_assert_max_num_queries(2):
+        found.resolve()
+        labels = {found.of(PointTransaction, pk) for pk in ids}
+    assert "Deduction of 30 points from alice@example.com" in labels
