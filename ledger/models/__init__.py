@@ -342,8 +342,8 @@ class Event(models.Model):
         return f"{self.type} {self.event_id}"
 
 
-# Webhook endpoints and deliveries: their own module of this models package.
-# Four-eyes approvals and staff limits: their own module of this models package.
+# Four-eyes approvals and staff limits, webhook endpoints and deliveries: their own modules
+# of this models package.
 from ledger.models.approvals import (  # noqa: E402, F401
     Approval,
     ApprovalPolicy,
