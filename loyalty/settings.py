@@ -163,6 +163,7 @@ AXES_CLIENT_IP_CALLABLE = "loyalty.client_ip.client_ip"
 AXES_LOCKOUT_TEMPLATE = "admin/backoffice/lockout.html"
 
 LANGUAGE_CODE = "en-us"
+FORMAT_MODULE_PATH = ["loyalty.formats"]  # ISO-like dates and 24-hour times in the admin
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -10,7 +10,7 @@ from django.utils.html import format_html, format_html_join
 from accounts import services
 from accounts.models import Customer, Merchant, Store
 from ledger.admin import approvals
-from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
+from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link, truncated
 from ledger.admin.corrections import CorrectionsMixin
 from ledger.models import BalanceUpdate, Event, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
@@ -34,10 +34,10 @@ def customer_q(term: str, prefix: str = "") -> Q:
 
 @admin.register(Merchant)
 class MerchantAdmin(BackOfficeAdmin):
-    list_display = ["id", "name", "created", "related"]
+    list_display = ["id", "name", "created_display", "related"]
     list_display_links = ["id", "name"]
     search_fields = ["name"]  # a small table; also serves the merchant autocomplete
-    sortable_by = ["id", "name", "created"]
+    sortable_by = ["id", "name", "created_display"]
 
     def get_fields(self, request, obj=None):
         return ["name"] if obj is None else ["id", "name", "created", "related"]
@@ -65,13 +65,13 @@ class MerchantAdmin(BackOfficeAdmin):
 
 @admin.register(Store)
 class StoreAdmin(BackOfficeAdmin):
-    list_display = ["id", "name", "merchant_link", "created"]
+    list_display = ["id", "name", "merchant_link", "created_display"]
     list_display_links = ["id", "name"]
     list_filter = ["merchant"]
     list_select_related = ["merchant"]
     search_fields = ["name"]
     autocomplete_fields = ["merchant"]
-    sortable_by = ["id", "name", "created"]
+    sortable_by = ["id", "name", "created_display"]
 
     def get_fields(self, request, obj=None):
         return ["merchant", "name"] if obj is None else ["id", "merchant", "name", "created"]
@@ -92,7 +92,7 @@ class StoreAdmin(BackOfficeAdmin):
 
     @admin.display(description="Merchant", ordering="merchant_id")
     def merchant_link(self, obj):
-        return admin_link(obj.merchant)
+        return admin_link(obj.merchant, truncated(obj.merchant, "m"))
 
 
 class CustomerForm(forms.ModelForm):
@@ -125,25 +125,24 @@ def _table(headers: list[str], rows) -> str:
 @admin.register(Customer)
 class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
     form = CustomerForm
+    # What fits beside the filters at 1280 px: who, their tier, how much, since when. The
+    # other identifiers are a quiet second line; everything is on the object page.
     list_display = [
         "id",
-        "email",
-        "member_id",
-        "short_wallet",
-        "name",
+        "identity",
+        "merchant_link",
         "status",
         "balance",
         "points",
-        "merchant_link",
-        "created",
+        "created_display",
     ]
-    list_display_links = ["id", "email"]
+    list_display_links = ["id", "identity"]
     list_filter = ["merchant"]
     list_select_related = ["merchant"]
     search_fields = ["=email"]  # shows the search box; get_search_results does the work
     search_help_text = "Exact id, email, member id or wallet address."
     autocomplete_fields = ["merchant"]
-    sortable_by = ["id", "created"]
+    sortable_by = ["id", "created_display"]
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
@@ -212,9 +211,22 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
         w = obj.wallet_address
         return f"{w[:6]}…{w[-4:]}" if len(w) > 12 else w
 
+    @admin.display(description="Customer")
+    def identity(self, obj):
+        """The email (or the first identifier there is), then member id, wallet and name."""
+        main = obj.email or obj.member_id or obj.wallet_address or obj.name or f"#{obj.pk}"
+        rest = [v for v in (obj.member_id, self.short_wallet(obj), obj.name) if v and v != main]
+        if not rest:
+            return truncated(main)
+        return format_html(
+            '{}<br><span class="quiet-line">{}</span>',
+            truncated(main),
+            truncated(" · ".join(rest)),
+        )
+
     @admin.display(description="Merchant", ordering="merchant_id")
     def merchant_link(self, obj):
-        return admin_link(obj.merchant)
+        return admin_link(obj.merchant, truncated(obj.merchant.name, "s"))
 
     @admin.display(description="Stamps")
     def recent_stamps(self, obj):
@@ -245,7 +257,7 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
                 u.status,
                 u.balance_after,
                 u.created.strftime("%Y-%m-%d %H:%M"),
-                u.reason or u.cancel_reason,
+                truncated(u.cancel_reason or u.reason, "m"),
             )
             for u in obj.balance_updates.order_by("-id")[:RECENT_ROWS]
         ]
@@ -267,8 +279,8 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
                 t.get_kind_display(),
                 f"{t.points:+d}",
                 t.points_after,
-                t.partner.name if t.partner else "-",
-                t.redemption_id or "-",
+                truncated(t.partner.name if t.partner else "", "s"),
+                truncated(t.redemption_id, "s"),
                 t.created.strftime("%Y-%m-%d %H:%M"),
             )
             for t in obj.point_transactions.select_related("partner").order_by("-id")[:RECENT_ROWS]
@@ -300,10 +312,10 @@ class CustomerAdmin(CorrectionsMixin, BackOfficeAdmin):
             (
                 e.customer_sequence,
                 e.type,
-                e.event_id,
-                f"{e.actor_name} ({e.actor_type})",
+                truncated(e.event_id, "s"),
+                truncated(f"{e.actor_name} ({e.actor_type})", "s"),
                 e.channel,
-                e.reason or "-",
+                truncated(e.reason, "s"),
                 e.created.strftime("%Y-%m-%d %H:%M:%S"),
             )
             for e in Event.objects.filter(customer=obj).order_by("-customer_sequence")[:RECENT_ROWS]

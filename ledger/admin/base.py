@@ -114,28 +114,50 @@ def changelist_link(model, label: str, **filters) -> str:
 
 
 def truncated(text, size: str = "m") -> str:
-    """`text` cut by CSS with an ellipsis (`size`: s, m or l, see styles.html), the whole
-    text in its `title` on hover (and on the object page)."""
+    """`text` cut by CSS with an ellipsis (`size`: s, m or l on one line, "2" on at most two
+    lines; see styles.html), the whole text in its `title` on hover and on the object page."""
     text = "" if text is None else str(text)
     if not text:
         return "-"
-    return format_html('<span class="truncate truncate-{}" title="{}">{}</span>', size, text, text)
+    css = "clamp-2" if size == "2" else f"truncate truncate-{size}"
+    return format_html('<span class="{}" title="{}">{}</span>', css, text, text)
+
+
+def with_after(amount: int, after: int, title: str = "") -> str:
+    """A signed amount with the value after it on a quiet second line ("+50", "= 1550")."""
+    return format_html(
+        '<span title="{}">{}</span><br><span class="quiet-line">= {}</span>',
+        title,
+        f"{amount:+d}",
+        after,
+    )
 
 
 def when(value) -> str:
-    """A compact date and time for a list column (full precision on the object page)."""
+    """A date and time for a list column: day and minute, wrapping between them only (the
+    seconds in its title, and on the object page)."""
     if value is None:
         return "-"
     local = timezone.localtime(value)
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>',
+        '<time datetime="{}" title="{}"><span class="nowrap">{}</span> '
+        '<span class="nowrap">{}</span></time>',
         value.isoformat(),
         local.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        local.strftime("%Y-%m-%d %H:%M"),
+        local.strftime("%Y-%m-%d"),
+        local.strftime("%H:%M"),
     )
 
 
-class BackOfficeAdmin(admin.ModelAdmin):
+class CompactDates:
+    """`created_display`: the `created` column of a list, compact (see `when`)."""
+
+    @admin.display(description="Created", ordering="created")
+    def created_display(self, obj):
+        return when(obj.created)
+
+
+class BackOfficeAdmin(CompactDates, admin.ModelAdmin):
     """Defaults for every audited model: see the module docstring."""
 
     show_full_result_count = False

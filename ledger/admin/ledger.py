@@ -12,11 +12,17 @@ import datetime as dt
 from django.contrib import admin
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from ledger import history, services
 from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
-from ledger.admin.base import BackOfficeAdmin, admin_link, changelist_link
+from ledger.admin.base import (
+    BackOfficeAdmin,
+    admin_link,
+    changelist_link,
+    truncated,
+    with_after,
+)
 from ledger.admin.corrections import CorrectionsMixin
 from ledger.models import BalanceUpdate, PointTransaction, Stamp, StampCard
 from loyalty.audit import Channel
@@ -27,7 +33,7 @@ class ReadOnlyLedgerAdmin(BackOfficeAdmin):
 
     search_fields = ["=id"]  # shows the search box; get_search_results does the work
     search_help_text = "Exact id, or a customer's email, member id or wallet address."
-    sortable_by = ["id", "created"]
+    sortable_by = ["id", "created_display"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -55,22 +61,22 @@ class ReadOnlyLedgerAdmin(BackOfficeAdmin):
 
     @admin.display(description="Customer", ordering="customer_id")
     def customer_link(self, obj):
-        return admin_link(obj.customer)
+        return admin_link(obj.customer, truncated(obj.customer, "s"))
 
     @admin.display(description="Merchant", ordering="merchant_id")
     def merchant_link(self, obj):
-        return admin_link(obj.merchant)
+        return admin_link(obj.merchant, truncated(obj.merchant.name, "s"))
 
 
 @admin.register(StampCard)
 class StampCardAdmin(BackOfficeAdmin):
-    list_display = ["id", "name", "merchant_link", "max_stamps", "created", "stamps_link"]
+    list_display = ["id", "name", "merchant_link", "max_stamps", "created_display", "stamps_link"]
     list_display_links = ["id", "name"]
     list_filter = ["merchant"]
     list_select_related = ["merchant"]
     search_fields = ["name"]
     autocomplete_fields = ["merchant"]
-    sortable_by = ["id", "name", "created"]
+    sortable_by = ["id", "name", "created_display"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -94,7 +100,7 @@ class StampCardAdmin(BackOfficeAdmin):
 
     @admin.display(description="Merchant", ordering="merchant_id")
     def merchant_link(self, obj):
-        return admin_link(obj.merchant)
+        return admin_link(obj.merchant, truncated(obj.merchant.name, "m"))
 
     @admin.display(description="Stamps")
     def stamps_link(self, obj):
@@ -103,18 +109,15 @@ class StampCardAdmin(BackOfficeAdmin):
 
 @admin.register(Stamp)
 class StampAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
+    # The merchant is a filter; the flags are one state; the dates one validity period.
     list_display = [
         "id",
         "customer_link",
         "card_link",
-        "merchant_link",
         "count_display",
-        "active",
-        "redeemed",
-        "deleted_at",
-        "start_date",
-        "end_date",
-        "created",
+        "state",
+        "validity",
+        "created_display",
     ]
     list_filter = ["merchant"]
     list_select_related = ["customer", "card", "merchant"]
@@ -141,27 +144,43 @@ class StampAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
 
     @admin.display(description="Card", ordering="card_id")
     def card_link(self, obj):
-        return admin_link(obj.card, obj.card.name)
+        return admin_link(obj.card, truncated(obj.card.name, "s"))
 
     @admin.display(description="Count")
     def count_display(self, obj):
         return f"{obj.count}/{obj.max_stamps}"
 
+    @admin.display(description="State")
+    def state(self, obj):
+        """Deleted, redeemed, inactive or active: the flags of the object page in one word."""
+        if obj.deleted_at:
+            return format_html(
+                '<span title="{}">deleted</span>', f"deleted {obj.deleted_at:%Y-%m-%d %H:%M}"
+            )
+        if obj.redeemed:
+            return "redeemed"
+        return "active" if obj.active else "inactive"
+
+    @admin.display(description="Valid")
+    def validity(self, obj):
+        return format_html(
+            '<span class="nowrap">{}</span> &ndash; <span class="nowrap">{}</span>',
+            obj.start_date or "…",
+            obj.end_date or "…",
+        )
+
 
 @admin.register(BalanceUpdate)
 class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
+    # The merchant, store and cancel details are on the object page (merchant and status
+    # are filters); the sign of the amount says credit or debit.
     list_display = [
         "id",
         "customer_link",
-        "merchant_link",
-        "store",
-        "effect",
         "signed_amount_display",
         "status",
-        "balance_after",
         "reason_or_cancel_reason",
-        "created",
-        "canceled_at",
+        "created_display",
     ]
     # Filters on indexed columns only (merchant: (merchant, id); status: the partial index
     # of canceled updates; created: its own index).
@@ -195,13 +214,13 @@ class BalanceUpdateAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         )
         return _correction_text("Canceled", version, obj.canceled_at, obj.cancel_reason, by=by)
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description="Amount, balance after", ordering="amount")
     def signed_amount_display(self, obj):
-        return f"{obj.signed_amount:+d}"
+        return with_after(obj.signed_amount, obj.balance_after, obj.get_effect_display())
 
     @admin.display(description="Reason")
     def reason_or_cancel_reason(self, obj):
-        return obj.cancel_reason or obj.reason or "-"
+        return truncated(obj.cancel_reason or obj.reason, "2")
 
 
 @admin.register(PointTransaction)
@@ -210,20 +229,16 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
         "Exact id, partner transaction id, redemption id, or a customer's email, member id "
         "or wallet address."
     )
+    # Redemption and partner transaction ids are searched for, and shown on the object page;
+    # revert, confirmation and attention are one state column.
     list_display = [
         "id",
         "customer_link",
-        "merchant_link",
-        "partner",
+        "partner_link",
         "kind",
         "points_display",
-        "points_after",
-        "redemption_id",
-        "partner_transaction_id",
-        "revert_link",
-        "confirmation_status",
-        "needs_attention",
-        "created",
+        "state",
+        "created_display",
     ]
     # Filters on indexed columns only (merchant: (merchant, id); kind: (kind, id);
     # needs_attention: a partial index; partner: FK index; created: its own index).
@@ -265,9 +280,30 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
             | Q(redemption_id=term, kind=PointTransaction.Kind.DEDUCT)  # partial unique index
         )
 
-    @admin.display(description="Points", ordering="points")
+    @admin.display(description="Points, after", ordering="points")
     def points_display(self, obj):
-        return f"{obj.points:+d}"
+        return with_after(obj.points, obj.points_after)
+
+    @admin.display(description="Partner", ordering="partner_id")
+    def partner_link(self, obj):
+        if obj.partner is None:
+            return "-"
+        return admin_link(obj.partner, truncated(obj.partner.name, "s"))
+
+    @admin.display(description="State")
+    def state(self, obj):
+        """Needs attention first, then the revert (either way) and the partner's confirmation."""
+        parts = []
+        if obj.needs_attention:
+            parts.append(format_html('<strong class="attention">{}</strong>', "needs attention"))
+        revert = self.revert_link(obj)
+        if revert != "-":
+            parts.append(revert)
+        if obj.confirmation_status:
+            parts.append(format_html("{} {}", "confirmed", obj.confirmation_status))
+        if not parts:
+            return "-"
+        return format_html_join(format_html("<br>"), "{}", ((p,) for p in parts))
 
     @admin.display(description="Revert")
     def revert_link(self, obj):

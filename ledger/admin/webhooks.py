@@ -14,8 +14,16 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
-from ledger.admin.base import CappedCountPaginator, changelist_link
+from ledger.admin.base import (
+    CappedCountPaginator,
+    CompactDates,
+    admin_link,
+    changelist_link,
+    truncated,
+    when,
+)
 from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint
 from ledger.webhooks import addresses, services
 from ledger.webhooks.feed import EVENT_TYPES
@@ -69,15 +77,16 @@ class EndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ReadersAndManagers, admin.ModelAdmin):
+class WebhookEndpointAdmin(ReadersAndManagers, CompactDates, admin.ModelAdmin):
     form = EndpointForm
     change_form_template = "admin/backoffice/change_form.html"
-    list_display = ["id", "url", "merchant", "types", "active", "description", "created"]
-    list_display_links = ["id", "url"]
+    list_display = ["id", "url_display", "merchant_link", "types", "active", "created_display"]
+    list_display_links = ["id", "url_display"]
     list_filter = ["active"]
     list_select_related = ["merchant"]
     search_fields = ["url", "description"]
     readonly_fields = ["created", "updated", "deliveries"]
+    denied_permissions = {"rotate": [MANAGE], "add": [MANAGE]}  # named by the 403 page
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -89,9 +98,17 @@ class WebhookEndpointAdmin(ReadersAndManagers, admin.ModelAdmin):
             return ["merchant", *self.readonly_fields]  # an endpoint stays with its merchant
         return super().get_readonly_fields(request, obj)
 
+    @admin.display(description="URL", ordering="url")
+    def url_display(self, obj):
+        return truncated(obj.url, "l")
+
+    @admin.display(description="Merchant", ordering="merchant_id")
+    def merchant_link(self, obj):
+        return admin_link(obj.merchant, truncated(obj.merchant.name, "s"))
+
     @admin.display(description="Event types")
     def types(self, obj):
-        return ", ".join(obj.event_types)
+        return truncated(", ".join(obj.event_types), "s")
 
     @admin.display(description="Deliveries")
     def deliveries(self, obj):
@@ -181,17 +198,15 @@ class WebhookEndpointAdmin(ReadersAndManagers, admin.ModelAdmin):
 class WebhookDeliveryAdmin(ReadersAndManagers, admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # The error text is on the object page (and on hover over the last answer).
     list_display = [
         "id",
-        "endpoint",
-        "event_id",
-        "event_type",
+        "event_display",
+        "endpoint_link",
         "status",
-        "attempts",
-        "last_status_code",
-        "last_error",
-        "next_attempt_at",
-        "last_attempt_at",
+        "last_answer",
+        "last_attempt_display",
+        "next_attempt_display",
     ]
     list_filter = ["status", "endpoint"]
     list_select_related = ["endpoint", "event"]
@@ -224,6 +239,36 @@ class WebhookDeliveryAdmin(ReadersAndManagers, admin.ModelAdmin):
     @admin.display(description="Event")
     def event_id(self, obj):
         return obj.event.event_id
+
+    @admin.display(description="Event")
+    def event_display(self, obj):
+        """The event's type, and its id (which search finds) on a quiet second line."""
+        return format_html(
+            '{}<br><span class="quiet-line">{}</span>',
+            obj.event_type,
+            truncated(obj.event.event_id, "s"),
+        )
+
+    @admin.display(description="Endpoint", ordering="endpoint_id")
+    def endpoint_link(self, obj):
+        return admin_link(obj.endpoint, truncated(obj.endpoint.url, "s"))
+
+    @admin.display(description="Last answer")
+    def last_answer(self, obj):
+        """HTTP status (or the error) and the attempts so far; the error in full on hover."""
+        answer = str(obj.last_status_code or "") or ("error" if obj.last_error else "-")
+        text = f"{answer}, {obj.attempts} attempt{'s' if obj.attempts != 1 else ''}"
+        return format_html('<span title="{}">{}</span>', obj.last_error or text, text)
+
+    @admin.display(description="Last attempt")
+    def last_attempt_display(self, obj):
+        return when(obj.last_attempt_at)
+
+    @admin.display(description="Next attempt")
+    def next_attempt_display(self, obj):
+        if obj.status != WebhookDelivery.Status.PENDING:
+            return "-"
+        return when(obj.next_attempt_at)
 
     @admin.action(description="Redeliver the selected deliveries", permissions=["redeliver"])
     def redeliver(self, request, queryset):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from ledger import services
 from ledger.admin.base import admin_link, may_view
@@ -165,3 +166,38 @@ def test_covering_indexes_keep_their_columns_on_postgresql_and_warn_nothing_on_s
     assert checked.returncode == 0, checked.stderr
     assert "W040" not in checked.stdout + checked.stderr
     assert "no issues" in checked.stdout
+
+
+def test_dashboard_bars_reasons_and_actors_link_to_the_filtered_audit_log(
+    auditor_client, support, stamp
+):
+    services.stamp_add(actor=None, channel=Channel.COMMAND, stamp=stamp)
+    services.stamp_remove(
+        actor=support, channel=Channel.ADMIN, stamp=stamp, reason="Scanned twice at the till"
+    )
+    today = timezone.localdate().isoformat()
+
+    html = auditor_client.get("/admin/dashboard/").content.decode()
+
+    assert "Each correction counted once" in html  # the heading's note says what it counts
+    day = f'href="/admin/audit-log/?since={today}&amp;until={today}&amp;model=stamp"'
+    reason = "q=Scanned+twice+at+the+till"
+    actor = "actor=support-1"
+    assert day in html and reason in html and actor in html
+    for query in (f"since={today}&until={today}&model=stamp", reason, actor):
+        log = auditor_client.get(f"/admin/audit-log/?{query}")
+        assert log.status_code == 200, query
+        assert "Scanned twice at the till" in log.content.decode(), query
+
+
+def test_a_reason_longer_than_the_audit_log_filter_still_links_to_a_page_that_answers(
+    auditor_client, support, stamp
+):
+    services.stamp_add(actor=None, channel=Channel.COMMAND, stamp=stamp)
+    services.stamp_remove(actor=support, channel=Channel.ADMIN, stamp=stamp, reason="x" * 450)
+
+    html = auditor_client.get("/admin/dashboard/").content.decode()
+
+    start = html.index("/admin/audit-log/?since=", html.index('id="top-reasons"'))
+    url = html[start : html.index('"', start)].replace("&amp;", "&")
+    assert auditor_client.get(url).status_code == 200
