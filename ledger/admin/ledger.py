@@ -13,6 +13,7 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from ledger import history, services
 from ledger.admin.accounts import MAX_ID_DIGITS, customer_q
@@ -303,7 +304,7 @@ class PointTransactionAdmin(CorrectionsMixin, ReadOnlyLedgerAdmin):
             parts.append(format_html("{} {}", "confirmed", obj.confirmation_status))
         if not parts:
             return "-"
-        return format_html_join(format_html("<br>"), "{}", ((p,) for p in parts))
+        return format_html_join(mark_safe("<br>"), "{}", ((p,) for p in parts))
 
     @admin.display(description="Revert")
     def revert_link(self, obj):
