@@ -318,10 +318,12 @@ class Event(models.Model):
 
 # Webhook endpoints and deliveries: their own module of this models package.
 # Four-eyes approvals and staff limits: their own module of this models package.
+# Correction batches (bulk corrections from a file): theirs.
 from ledger.models.approvals import (  # noqa: E402, F401
     Approval,
     ApprovalPolicy,
     StaffDailyUsage,
     StaffLimit,
 )
+from ledger.models.batches import CorrectionBatch, CorrectionBatchRow  # noqa: E402, F401
 from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint, WorkerCursor  # noqa: E402, F401
