@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
@@ -67,7 +69,39 @@ def _query_from(
     return form, filters, position
 
 
+_BATCH_ROW = re.compile(r"batch-([0-9]+):([0-9]+)")
+
+
+def _link(site, versions) -> None:
+    """Each version's object page (`admin_url`) and, for a change a correction batch's row
+    made (request id `batch-<id>:<line>`), that row on its batch's page (`batch_url`)."""
+    registered = {model._meta.model_name: model for model in site._registry}
+    for version in versions:
+        model = registered.get(version.model)
+        version.admin_url = version.batch_url = None
+        if model is not None:
+            opts = model._meta
+            version.admin_url = reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change",
+                args=[version.object_id],
+                current_app=site.name,
+            )
+        batch_row = _BATCH_ROW.fullmatch(version.request_id or "")
+        if batch_row:
+            version.batch_url = (
+                reverse(
+                    "admin:ledger_correctionbatch_change",
+                    args=[batch_row[1]],
+                    current_app=site.name,
+                )
+                + "?"
+                + urlencode({"line": batch_row[2]})
+            )
+            version.batch_label = f"batch #{batch_row[1]}, line {batch_row[2]}"
+
+
 def _page(request, site, form, versions, next_cursor, cursor, status: int = 200):
+    _link(site, versions)
     params = request.GET.copy()
     params.pop("cursor", None)
     next_url = None
