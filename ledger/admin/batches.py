@@ -253,6 +253,7 @@ class CorrectionBatchAdmin(BackOfficeAdmin):
                 for label, value in [("All", ""), *((s.label, s.value) for s in RowStatus)]
             ],
             "status": status,
+            "line": int(line) if line.isdigit() else None,
             "may_apply": self.may_apply(request, batch) and wire_status == "previewed",
             "approval_link": _approval_link(batch.approval_id) if batch.approval_id else None,
             "progress_url": reverse("admin:ledger_correctionbatch_progress", args=[batch.pk]),
