@@ -64,6 +64,8 @@ def test_support_uploads_previews_applies_and_downloads_the_report(
     settings.BATCH_CHUNK = 2
     settings.BATCH_PAUSE_SECONDS = 0.6  # slow enough to watch the bar move
     page.set_viewport_size({"width": 1280, "height": 800})
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     lines = ["kind,target,amount,reason"]
     lines += [f"adjust_points,B-{n},{n + 1}," for n in range(READY)]
     lines.insert(4, "adjust_points,NOBODY,5,")  # file line 5: invalid
@@ -121,6 +123,8 @@ def test_support_uploads_previews_applies_and_downloads_the_report(
         worker.stop.set()
         worker.join(10)
     assert worker.error is None
+    # The polling script ran under the CSP (its nonce), and nothing was refused.
+    assert not [text for text in console if "Content Security Policy" in text], console
     bar = page.locator("#batch-progress-bar")
     assert bar.get_attribute("value") == bar.get_attribute("max") == str(READY)
     assert "12 applied, 0 refused" in page.inner_text("#batch-result")
