@@ -326,3 +326,30 @@ def test_batches_are_reachable_from_the_audit_log(auditor, support, merchant, pe
     assert row_page.count('data-line="') == 1
     history = login(auditor).get(f"{CHANGELIST}{batch.pk}/history/")
     assert history.status_code == 200
+
+
+def test_a_held_batch_approved_applies_and_rejected_cannot_be_applied(
+    support_client, supervisor, merchant, people
+):
+    approvals.setting_save(
+        ApprovalPolicy(), actor=None, channel=Channel.COMMAND, merchant=merchant, kind="batch",
+        threshold=1,
+    )  # fmt: skip
+    for decide in (approvals.approve, approvals.reject):
+        upload(support_client, merchant)
+        batch = CorrectionBatch.objects.first()  # the newest
+        support_client.post(f"{CHANGELIST}{batch.pk}/apply/")
+        batch.refresh_from_db()
+        decide(batch.approval, actor=supervisor, channel=Channel.ADMIN, reason="checked the file")
+        html = support_client.get(page_of(batch)).content.decode()
+        assert 'id="apply-batch"' not in html
+        if decide is approvals.approve:
+            assert 'id="batch-progress-bar"' in html
+            drain()
+            assert "2 applied, 0 refused" in support_client.get(page_of(batch)).content.decode()
+        else:
+            assert 'id="batch-rejected"' in html
+            again = support_client.post(f"{CHANGELIST}{batch.pk}/apply/", follow=True)
+            assert "upload it again as a new batch" in " ".join(messages_of(again))
+    alice = Customer.objects.get(pk=people["alice"].pk)
+    assert (alice.points, alice.balance) == (105, 90)  # the approved batch only
