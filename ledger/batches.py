@@ -21,8 +21,9 @@ chunk at a time, subject by subject (rows that move different values cannot affe
 other), rolling each chunk back before writing its results, so it holds no row locks for
 longer than a chunk.
 
-A little over 400 lines: parsing, preview, apply and the worker step share the row shapes
-and the target loading, and read best together.
+Longer than 400 lines on purpose: parsing, preview, apply, the worker step and the report
+share the row shapes and the target loading, and read best in one place (the sections below
+follow a row's life); the admin and the staff API import only its public names.
 """
 
 from __future__ import annotations

@@ -239,3 +239,26 @@ def test_a_canceled_approval_rejects_the_batch(api_support, merchant, ledger):
     approval = api_support.post(f"correction-batches/{batch_id}/apply/").json()["approval"]
     assert api_support.post(f"approvals/{approval['id']}/cancel/", {}).status_code == 200
     assert api_support.get(f"correction-batches/{batch_id}/").json()["status"] == "rejected"
+
+
+def test_json_rows_may_exceed_64_kib(api_support, merchant, ledger):
+    rows = [{"kind": "adjust_points", "target": "M-1", "amount": 1, "reason": "r" * 300}] * 300
+    response = api_support.post(
+        "correction-batches/", {"merchant": merchant.pk, "reason": "big body", "rows": rows}
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["ready"] == 300
+
+
+def test_lists_and_rows_take_a_fixed_number_of_queries(
+    api_support, merchant, ledger, django_assert_max_num_queries
+):
+    for _ in range(3):
+        upload(
+            api_support, merchant, csv_bytes("kind,target,amount", *["adjust_points,M-1,1"] * 20)
+        )
+    batch_id = CorrectionBatch.objects.order_by("id").first().pk
+    with django_assert_max_num_queries(12):
+        assert len(api_support.get("correction-batches/").json()["results"]) == 3
+    with django_assert_max_num_queries(12):
+        assert len(api_support.get(f"correction-batches/{batch_id}/rows/").json()["results"]) == 20
