@@ -7,7 +7,7 @@ WEB_CONCURRENCY ?= 4
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/loyalty
 DATABASE_URL ?=
 
-.PHONY: install migrate run serve test fuzz lint format clean bench bench-scale bank-test wrk profile
+.PHONY: install migrate run serve test fuzz lint format clean bench bench-scale bench-batches bank-test wrk profile
 
 install: $(VENV)/.installed
 
@@ -86,6 +86,11 @@ profile: install
 # SCALE_ARGS="--rows 10000 --repeats 1 --results /tmp/scale.md".
 bench-scale: install
 	$(PY) bench/scale.py $(SCALE_ARGS)
+
+# Bulk corrections benchmark: preview and apply an N-row CSV (default 100,000); writes
+# bench/RESULTS-batches.md. Small: BATCHES_ARGS="--rows 2000 --results /tmp/batches.md".
+bench-batches: install
+	$(PY) bench/batches.py $(BATCHES_ARGS)
 
 # Bank test: random money moves under SIGKILLed workers and a PostgreSQL restart.
 BANK_SECONDS ?= 60

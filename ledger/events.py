@@ -47,6 +47,8 @@ TYPES = {
     "approval_cancel": "approval.canceled",
     "approval_expire": "approval.expired",
     "approval_fail": "approval.failed",
+    # ledger.batches: a batch the worker finished (no customer, no sequence)
+    "batch_complete": "batch.completed",
 }
 EVENT_TYPES = sorted(set(TYPES.values()))
 

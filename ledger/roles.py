@@ -37,6 +37,7 @@ AUDITED_MODELS = [
     ("ledger", "approval"),
     ("ledger", "approvalpolicy"),
     ("ledger", "stafflimit"),
+    ("ledger", "correctionbatch"),
 ]
 
 VIEW_EVERYTHING = [f"{app}.view_{model}" for app, model in AUDITED_MODELS] + [
@@ -51,6 +52,7 @@ GROUP_PERMISSIONS = {
         "accounts.change_customer",
         "ledger.add_stampcard",
         "ledger.view_event",
+        "ledger.add_correctionbatch",  # upload and apply bulk corrections (their own rows)
     ],
     AUDITOR: [*VIEW_EVERYTHING, "ledger.view_event"],
 }

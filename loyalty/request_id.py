@@ -8,6 +8,8 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from urllib.parse import parse_qsl
 
@@ -20,6 +22,17 @@ access_log = logging.getLogger("loyalty.access")
 
 def current_request_id() -> str:
     return _request_id.get()
+
+
+@contextmanager
+def using_request_id(value: str) -> Iterator[None]:
+    """Work done outside a request under an id of its own (a batch's row: `batch-<id>:<line>`),
+    so its history rows and events name it."""
+    token = _request_id.set(value)
+    try:
+        yield
+    finally:
+        _request_id.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

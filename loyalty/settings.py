@@ -252,6 +252,10 @@ IDEMPOTENCY_KEY_RETENTION_HOURS = env_int("IDEMPOTENCY_KEY_RETENTION_HOURS", 24)
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 # A pending approval request expires after this many seconds (README: Approvals).
 APPROVAL_TTL_SECONDS = env_int("APPROVAL_TTL_SECONDS", 259200)
+# Correction batches (README: Bulk corrections): rows the worker applies per round, and a
+# pause after each chunk to spread a big batch's load (seconds; 0: none).
+BATCH_CHUNK = env_int("BATCH_CHUNK", 500)
+BATCH_PAUSE_SECONDS = float(os.environ.get("BATCH_PAUSE_SECONDS") or 0)
 WEBHOOK_RETRY_SCHEDULE = os.environ.get(
     "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
 )

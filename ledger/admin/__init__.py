@@ -7,6 +7,7 @@ registers the admins of accounts', partners' and ledger's models.
 from ledger.admin import (  # noqa: F401  (registers the admins)
     accounts,
     approvals,
+    batches,
     ledger,
     partners,
     tokens,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
@@ -92,7 +94,30 @@ def _link_objects(request, site, versions) -> None:
         )
 
 
+_BATCH_ROW = re.compile(r"batch-([0-9]+):([0-9]+)")
+
+
+def _link_batch_rows(site, versions) -> None:
+    """For a change a correction batch's row made (request id `batch-<id>:<line>`), that row
+    on its batch's page (`batch_url`, `batch_label`)."""
+    for version in versions:
+        version.batch_url = None
+        batch_row = _BATCH_ROW.fullmatch(version.request_id or "")
+        if batch_row:
+            version.batch_url = (
+                reverse(
+                    "admin:ledger_correctionbatch_change",
+                    args=[batch_row[1]],
+                    current_app=site.name,
+                )
+                + "?"
+                + urlencode({"line": batch_row[2]})
+            )
+            version.batch_label = f"batch #{batch_row[1]}, line {batch_row[2]}"
+
+
 def _page(request, site, form, versions, next_cursor, cursor, status: int = 200):
+    _link_batch_rows(site, versions)
     params = request.GET.copy()
     params.pop("cursor", None)
     next_url = None

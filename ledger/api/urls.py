@@ -3,7 +3,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from ledger.api import approvals, events, views, webhooks
+from ledger.api import approvals, batches, events, views, webhooks
 from ledger.api.errors import not_found
 
 router = SimpleRouter()
@@ -28,6 +28,9 @@ router.register(
     "approval-policies", approvals.ApprovalPolicyViewSet, basename="staff-approvalpolicy"
 )
 router.register("staff-limits", approvals.StaffLimitViewSet, basename="staff-stafflimit")
+router.register(
+    "correction-batches", batches.CorrectionBatchViewSet, basename="staff-correctionbatch"
+)
 
 urlpatterns = [
     *router.urls,

@@ -342,12 +342,13 @@ class Event(models.Model):
         return f"{self.type} {self.event_id}"
 
 
-# Four-eyes approvals and staff limits, webhook endpoints and deliveries: their own modules
-# of this models package.
+# Four-eyes approvals and staff limits, correction batches (bulk corrections from a file),
+# webhook endpoints and deliveries: their own modules of this models package.
 from ledger.models.approvals import (  # noqa: E402, F401
     Approval,
     ApprovalPolicy,
     StaffDailyUsage,
     StaffLimit,
 )
+from ledger.models.batches import CorrectionBatch, CorrectionBatchRow  # noqa: E402, F401
 from ledger.models.webhooks import WebhookDelivery, WebhookEndpoint, WorkerCursor  # noqa: E402, F401

@@ -17,15 +17,19 @@ from ledger.models import Event
 # Every type of the wire contract an endpoint may subscribe to: the ledger's, as the outbox
 # emits them (`ledger.events.TYPES`, in the contract's order), and those that later features
 # (approvals, correction batches) will emit.
-EVENT_TYPES = (
-    *dict.fromkeys(ledger_events.TYPES.values()),
-    "approval.requested",
-    "approval.approved",
-    "approval.rejected",
-    "approval.canceled",
-    "approval.expired",
-    "approval.failed",
-    "batch.completed",
+EVENT_TYPES = tuple(
+    dict.fromkeys(
+        (
+            *ledger_events.TYPES.values(),
+            "approval.requested",
+            "approval.approved",
+            "approval.rejected",
+            "approval.canceled",
+            "approval.expired",
+            "approval.failed",
+            "batch.completed",
+        )
+    )
 )
 
 

@@ -1,5 +1,5 @@
-"""The background worker loop (`manage.py run_worker`): event bus, approval expiry, dispatch,
-deliveries."""
+"""The background worker loop (`manage.py run_worker`): event bus, approval expiry, correction
+batches, dispatch, deliveries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections
 
-from ledger import approvals
+from ledger import approvals, batches
 from ledger.models.webhooks import WorkerCursor
 from ledger.webhooks import bus, delivery, feed
 
@@ -35,6 +35,8 @@ def run(*, burst: bool = False, stop: threading.Event | None = None) -> int:
                     done = publisher.publish_due() if publisher else 0
                     # Pending approvals past APPROVAL_TTL_SECONDS: `approval.expired` events.
                     done += approvals.expire_due()
+                    # Correction batches: one chunk of applying rows, rejected ones settled.
+                    done += batches.run_due()
                     done += delivery.dispatch()
                     sent = delivery.deliver_due(pool=pool)
                 except Exception:

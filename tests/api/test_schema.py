@@ -78,6 +78,7 @@ OBJECT_KEYS = {
     "approvals": "approval",
     "approval-policies": "approval_policy",
     "staff-limits": "staff_limit",
+    "correction-batches": "correction_batch",
 }
 CHECKS = [
     not_a_server_error,
@@ -85,6 +86,20 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+
+
+def batch_world(world: dict, creator):
+    """A previewed correction batch of the world's merchant (one row for its customer)."""
+    from ledger import batches
+    from loyalty.audit import Channel
+
+    return batches.create_batch(
+        actor=creator,
+        channel=Channel.STAFF_API,
+        merchant=world["merchant"],
+        reason="schema fuzzing",
+        rows=[{"kind": "adjust_points", "target": world["customer"].email, "amount": 1}],
+    )
 
 
 def test_staff_api_conforms_to_its_schema(staff_schema, world, support):
@@ -97,6 +112,7 @@ def test_staff_api_conforms_to_its_schema(staff_schema, world, support):
     # First: its preview runs the real services (webhook_world numbers its event by hand).
     world = {**world, **approval_world(world, support)}
     world = {**world, **webhook_world(world["merchant"], world["customer"])}
+    world["correction_batch"] = batch_world(world, support)
     examples = fuzz_examples()
     chooser = random.Random(5)
     calls: list[int] = []

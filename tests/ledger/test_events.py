@@ -334,6 +334,7 @@ def test_every_type_is_in_the_contracts_list():
                 "approval.canceled",
                 "approval.expired",
                 "approval.failed",
+                "batch.completed",
             ]
         )
         == events.EVENT_TYPES
@@ -365,8 +366,9 @@ def test_every_operation_the_outbox_maps_is_a_service_name():
     # The outbox takes an event's type from the audited operation, which is the service's
     # name: a key that names no service (say, an operation renamed without its entry here)
     # would turn that service's every call into an error.
-    # An approval's steps are ledger.approvals' operations.
-    from ledger import approvals, services
+    # An approval's steps are ledger.approvals' operations; a batch's, ledger.batches'.
+    from ledger import approvals, batches, services
 
     named = {name for name in events.TYPES if callable(getattr(services, name, None))}
-    assert set(events.TYPES) - named == set(approvals.OPERATIONS)
+    assert set(events.TYPES) - named == set(approvals.OPERATIONS) | {"batch_complete"}
+    assert "batch_complete" in batches.OPERATIONS

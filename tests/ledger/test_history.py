@@ -360,6 +360,13 @@ def test_fetch_reads_exactly_what_the_orm_reads(crowded, support):
         corrections.BY_KIND["adjust_points"], **staff, target=crowded["customer"], amount=1,
         reason="held",
     )  # fmt: skip
+    # And a correction batch's.
+    from ledger import batches
+
+    batches.create_batch(
+        **staff, merchant=crowded["customer"].merchant, reason="a batch",
+        rows=[{"kind": "adjust_points", "target": crowded["customer"].member_id, "amount": 1}],
+    )  # fmt: skip
     for model in history.AUDITED_MODELS.values():
         qs = audit_log._version_rows(model, model.history.all().order_by("-history_id"))
         fast, orm = loader._fetch(qs), list(qs)

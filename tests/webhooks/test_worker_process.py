@@ -22,9 +22,10 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker(*args: str) -> subprocess.Popen:
+def worker(*args: str, env: dict | None = None) -> subprocess.Popen:
     db = connection.settings_dict
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    extra = env
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -33,6 +34,7 @@ def worker(*args: str) -> subprocess.Popen:
         "WEBHOOK_BATCH": "10",
         "WORKER_POLL_SECONDS": "0.1",
         "NATS_URL": "",
+        **(extra or {}),
     }
     return subprocess.Popen(
         [sys.executable, "manage.py", "run_worker", "-v0", *args],

@@ -1,0 +1,889 @@
+"""Bulk corrections from a file (README: Bulk corrections): parse, preview, apply once.
+
+`create_batch` parses a CSV upload or JSON rows (a file that cannot be parsed is refused with
+its line and creates nothing), resolves every row's target within the batch's merchant,
+validates it, and previews it with the real services in rolled-back savepoints: each row's
+value before and after, cumulatively when a target appears twice. `apply_batch` submits the
+batch to approvals as one correction of kind `batch` (its size: the sum of its ready rows'
+sizes); once it is `applying` (directly, or when its approval is approved) the worker's
+`run_due` applies its ready rows in line order, a chunk at a time, each row in its own
+transaction through the same service, the row marked in that same transaction.
+
+At most once, also across killed workers: a row moves from `ready` only in the transaction
+of its ledger move (under the row's lock, re-checked), so a transaction that dies takes its
+row's mark with it, and the next worker applies that row and no other twice. One worker works
+a batch at a time (a session advisory lock, freed by PostgreSQL when a killed worker's
+connection drops), so rows apply in line order as they were previewed.
+
+Constant memory for 100,000 rows: rows stream from the parser into the database a chunk at a
+time (targets resolved with one query per chunk and kind), and the preview reads them back a
+chunk at a time, subject by subject (rows that move different values cannot affect each
+other), rolling each chunk back before writing its results, so it holds no row locks for
+longer than a chunk.
+
+Longer than 400 lines on purpose: parsing, preview, apply, the worker step and the report
+share the row shapes and the target loading, and read best in one place (the sections below
+follow a row's life); the admin and the staff API import only its public names.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from accounts.models import Customer
+from ledger import approvals, corrections, events
+from ledger.models import (
+    Approval,
+    BalanceUpdate,
+    CorrectionBatch,
+    CorrectionBatchRow,
+    PointTransaction,
+    Stamp,
+)
+from loyalty.audit import Channel, approving, audited
+from loyalty.db import is_postgresql
+from loyalty.errors import DomainError
+from loyalty.http.limits import MAX_AMOUNT, REASON_MAX, REASON_MIN
+from loyalty.preview import dry_run
+from loyalty.request_id import using_request_id
+from loyalty.spreadsheet import safe_cell
+
+logger = logging.getLogger("ledger.batches")
+
+MAX_ROWS = 100_000
+COLUMNS = ("kind", "target", "amount", "reason")
+REPORT_COLUMNS = ("line", "kind", "target", "amount", "status", "before", "after", "error")
+CHUNK = 1000  # rows parsed, resolved and inserted (and previewed) at a time
+# The audited operations of a batch's steps; the last one emits `batch.completed`.
+OPERATIONS = ("batch_create", "batch_apply", "batch_reject", "batch_complete")
+
+Status = CorrectionBatch.Status
+RowStatus = CorrectionBatchRow.Status
+_ENDED = {
+    Approval.Status.REJECTED,
+    Approval.Status.CANCELED,
+    Approval.Status.EXPIRED,
+    Approval.Status.FAILED,
+}
+_ID = re.compile(r"[0-9]{1,18}")
+_AMOUNT = re.compile(r"[+-]?[0-9]{1,13}")
+_ADVISORY_CLASS = 0x42415443  # "BATC": the advisory lock space of batches
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class BatchParseError(DomainError):
+    """The file (or the JSON rows) cannot be parsed; the message names the line."""
+
+    code = "invalid"
+    kind = "invalid"
+
+    def __init__(self, line: int, message: str, *, field: str = "file") -> None:
+        super().__init__(f"line {line}: {message}", line=line)
+        self.field = field
+        self.line = line
+
+
+class AlreadyApplied(DomainError):
+    code = "already_applied"
+    kind = "conflict"
+    message = "This batch has already been applied (or sent for approval)."
+
+
+class BatchRejected(DomainError):
+    code = "batch_rejected"
+    kind = "conflict"
+    message = "This batch's approval was rejected; upload it again as a new batch."
+
+
+class NotCreator(DomainError):
+    code = "permission_denied"
+    kind = "forbidden"
+    message = "Only the batch's creator (or a superuser) may apply it."
+
+
+# --- the batch as one correction of approvals ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchCorrection:
+    """A batch as approvals hold and apply it (`approvals.register`): applying it queues it
+    for the worker (`applying`); the worker moves the values."""
+
+    kind: str = "batch"
+    target: type = CorrectionBatch
+    takes_amount: bool = False
+    creates: bool = False
+
+    def size(self, batch: CorrectionBatch, amount=None) -> int:
+        return batch.size
+
+    def apply(self, *, actor, channel: str, target: CorrectionBatch, reason: str, amount=None):
+        return _start(target, actor=actor, channel=channel, reason=reason)
+
+
+BATCH = BatchCorrection()
+approvals.register(BATCH)
+
+
+def _start(batch: CorrectionBatch, *, actor, channel: str, reason: str) -> CorrectionBatch:
+    locked = CorrectionBatch.objects.select_for_update(of=("self",)).get(pk=batch.pk)
+    if locked.status not in (Status.PREVIEWED, Status.PENDING_APPROVAL):
+        raise AlreadyApplied()
+    locked.status = Status.APPLYING
+    locked.apply_requested_at = locked.apply_requested_at or timezone.now()
+    with audited(actor=actor, channel=channel, reason=reason, operation="batch_apply"):
+        locked.save()
+    return locked
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    """One row as given: strings from a CSV, JSON values from JSON rows."""
+
+    line: int
+    kind: object = None
+    target: object = None
+    amount: object = None
+    reason: object = None
+
+
+def _decoded_lines(stream: Iterable[bytes]) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    number = 0
+    for number, raw in enumerate(stream, 1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            yield decoder.decode(raw)
+        except UnicodeDecodeError as exc:
+            raise BatchParseError(number, f"not UTF-8 (byte {exc.start + 1} of the line)") from None
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise BatchParseError(max(number, 1), "not UTF-8 (the file ends mid-character)") from None
+
+
+def parse_csv(stream: Iterable[bytes]) -> Iterator[Parsed]:
+    """The rows of a CSV file (binary lines): UTF-8 with or without BOM, header row first."""
+    reader = csv.reader(_decoded_lines(stream), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise BatchParseError(1, "the file is empty; its first line names the columns")
+        names = [name.strip().lower() for name in header]
+        for name in names:
+            if name not in COLUMNS:
+                raise BatchParseError(
+                    1, f"unknown column {name[:40]!r} (columns: {', '.join(COLUMNS)})"
+                )
+        if len(set(names)) != len(names):
+            raise BatchParseError(1, "a column is named twice")
+        if "kind" not in names or "target" not in names:
+            raise BatchParseError(1, "the first line must name the columns kind and target")
+        count = 0
+        while True:
+            line = reader.line_num + 1
+            values = next(reader, None)
+            if values is None:
+                break
+            if not values:
+                continue  # a blank line
+            if len(values) > len(names):
+                raise BatchParseError(line, f"{len(values)} fields; the header has {len(names)}")
+            count += 1
+            if count > MAX_ROWS:
+                raise BatchParseError(line, f"more than {MAX_ROWS} rows")
+            yield Parsed(line, **dict(zip(names, values, strict=False)))
+    except csv.Error as exc:
+        raise BatchParseError(max(reader.line_num, 1), f"not CSV ({exc})") from None
+    if count == 0:
+        raise BatchParseError(2, "the file has no rows")
+
+
+def parse_json(rows) -> Iterator[Parsed]:
+    """JSON rows: a list of objects; each row's line is its position from 1."""
+    if not isinstance(rows, list):
+        raise BatchParseError(1, "rows must be a list of objects", field="rows")
+    if not rows:
+        raise BatchParseError(1, "rows is empty", field="rows")
+    if len(rows) > MAX_ROWS:
+        raise BatchParseError(MAX_ROWS + 1, f"more than {MAX_ROWS} rows", field="rows")
+    for position, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise BatchParseError(position, "a row must be an object", field="rows")
+        yield Parsed(position, *(row.get(name) for name in COLUMNS))
+
+
+# --- validating and resolving ----------------------------------------------------------------
+
+
+@dataclass
+class Checked:
+    line: int
+    kind: str
+    target: str
+    amount: int | None = None
+    reason: str = ""
+    correction: corrections.Correction | None = None
+    error: tuple[str, str] | None = None
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    return value.strip() if isinstance(value, str) else None
+
+
+def _amount(value) -> tuple[int | None, str | None]:
+    """(amount, error) of a row's amount: a non-zero integer, |amount| <= 10^12."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and _AMOUNT.fullmatch(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0:
+        return None, "amount: must be a non-zero integer"
+    if abs(value) > MAX_AMOUNT:
+        return None, f"amount: at most {MAX_AMOUNT} in absolute value"
+    return value, None
+
+
+def _check(row: Parsed, *, default_reason: str, kinds: frozenset[str]) -> Checked:
+    kind, target = _text(row.kind), _text(row.target)
+    checked = Checked(row.line, (kind or "")[:40], (target or "")[:255])
+    checked.correction = corrections.BY_KIND.get(kind or "")
+    if checked.correction is None:
+        known = ", ".join(corrections.BY_KIND)
+        checked.error = ("invalid", f"kind: unknown kind {checked.kind!r} (one of {known})")
+        return checked
+    if kind not in kinds:
+        checked.error = ("permission_denied", f"kind: you may not apply {kind}")
+        return checked
+    if not target:
+        checked.error = ("invalid", "target: required")
+        return checked
+    raw_amount = row.amount if not isinstance(row.amount, str) else row.amount.strip()
+    if checked.correction.takes_amount:
+        if raw_amount in (None, ""):
+            checked.error = ("invalid", "amount: required")
+            return checked
+        checked.amount, error = _amount(raw_amount)
+        if error:
+            checked.error = ("invalid", error)
+            return checked
+    elif raw_amount not in (None, ""):
+        checked.error = ("invalid", f"amount: {kind} takes no amount")
+        return checked
+    reason = _text(row.reason)
+    if reason is None:
+        checked.error = ("reason_required", "reason: must be text")
+        return checked
+    checked.reason = reason or default_reason
+    if not REASON_MIN <= len(checked.reason) <= REASON_MAX:
+        checked.reason = checked.reason[:REASON_MAX]
+        checked.error = ("reason_required", f"reason: {REASON_MIN} to {REASON_MAX} characters")
+    return checked
+
+
+_MODELS = {
+    "deduct_stamp": Stamp,
+    "cancel_balance_update": BalanceUpdate,
+    "revert_points": PointTransaction,
+    "adjust_balance": Customer,
+    "adjust_points": Customer,
+}
+
+
+def _subject(kind: str, target) -> int:
+    """The value a row moves, as one number (see CorrectionBatchRow.subject)."""
+    if kind == "deduct_stamp":
+        return target.pk * 4 + 2
+    customer_id = target.pk if isinstance(target, Customer) else target.customer_id
+    return customer_id * 4 + (1 if kind in ("adjust_points", "revert_points") else 0)
+
+
+def _customers(merchant_id: int, targets: set[str]) -> dict[str, Customer | None]:
+    """Each target text -> the one customer of the merchant it names by member id, email or
+    wallet address (email and wallet case-insensitively); None when none or several do."""
+    lowered = {t.lower() for t in targets}
+    found = Customer.objects.filter(merchant_id=merchant_id).filter(
+        Q(member_id__in=targets) | Q(email__in=lowered) | Q(wallet_address__in=lowered)
+    )
+    by_member, by_email, by_wallet = {}, {}, {}
+    for customer in found:
+        by_member[customer.member_id] = customer
+        by_email[customer.email] = customer
+        by_wallet[customer.wallet_address] = customer
+    answer = {}
+    for text in targets:
+        matches = {by_member.get(text), by_email.get(text.lower()), by_wallet.get(text.lower())}
+        matches.discard(None)
+        answer[text] = matches.pop() if len(matches) == 1 else None
+    return answer
+
+
+def _resolve(merchant_id: int, rows: list[Checked]) -> list[object | None]:
+    """Each row's target object within the merchant (None: unknown, or another merchant's),
+    with one query per kind of target."""
+    wanted: dict[type, set] = {}
+    for row in rows:
+        if row.error is None:
+            model = _MODELS[row.correction.kind]
+            if model is Customer or _ID.fullmatch(row.target):
+                wanted.setdefault(model, set()).add(_key(model, row.target))
+    found: dict[type, dict] = {}
+    for model, keys in wanted.items():
+        if model is Customer:
+            found[model] = _customers(merchant_id, keys)
+        else:
+            objects = model.objects.filter(merchant_id=merchant_id, pk__in=[int(k) for k in keys])
+            found[model] = {str(obj.pk): obj for obj in objects}
+    answer = []
+    for row in rows:
+        model = _MODELS[row.correction.kind] if row.error is None else None
+        if model is None or (model is not Customer and not _ID.fullmatch(row.target)):
+            answer.append(None)
+        else:
+            answer.append(found.get(model, {}).get(_key(model, row.target)))
+    return answer
+
+
+def _key(model, target: str) -> str:
+    """A target as looked up: ids without leading zeros."""
+    return target if model is Customer else str(int(target))
+
+
+def _load(merchant_id: int, rows) -> dict[tuple[type, int], object]:
+    """The targets of stored rows (by id), with one query per model."""
+    ids: dict[type, set[int]] = {}
+    for row in rows:
+        ids.setdefault(_MODELS[row.kind], set()).add(row.target_id)
+    loaded = {}
+    for model, pks in ids.items():
+        for obj in model.objects.filter(merchant_id=merchant_id, pk__in=pks):
+            loaded[model, obj.pk] = obj
+    return loaded
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# --- effect ----------------------------------------------------------------------------------
+
+
+def _effect(kind: str, result, amount: int | None) -> tuple[int, int]:
+    """(before, after) of the value a correction moved, from the service's answer."""
+    if kind == "deduct_stamp":
+        return result.count + 1, result.count
+    if kind == "cancel_balance_update":
+        after = result.customer.balance
+        return after + result.signed_amount, after
+    if kind == "revert_points":
+        return result.points_after - result.points, result.points_after
+    after = result.balance_after if kind == "adjust_balance" else result.points_after
+    return after - amount, after
+
+
+def _refusal(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, DomainError):
+        return exc.code, exc.message
+    return "conflict", "The database refused the change."
+
+
+# --- create: parse and preview ---------------------------------------------------------------
+
+
+def allowed_kinds(actor) -> frozenset[str]:
+    """The kinds of row `actor` may put in a batch: those whose permission they hold."""
+    return frozenset(c.kind for c in corrections.CORRECTIONS if actor.has_perm(c.permission))
+
+
+@transaction.atomic
+def create_batch(
+    *,
+    actor,
+    channel: str,
+    merchant,
+    reason: str,
+    file=None,
+    rows=None,
+    filename: str = "",
+) -> CorrectionBatch:
+    """Parse `file` (binary CSV lines) or `rows` (JSON), store and preview every row.
+    A parse error (BatchParseError) creates nothing."""
+    reason = approvals._reason(reason)
+    parsed = parse_csv(file) if file is not None else parse_json(rows)
+    batch = CorrectionBatch(
+        merchant=merchant,
+        reason=reason,
+        created_by=actor,
+        channel=channel,
+        source="csv" if file is not None else "json",
+        filename=(filename or "")[:255],
+        created=timezone.now(),
+    )
+    with audited(actor=actor, channel=channel, reason=reason, operation="batch_create"):
+        batch.save()
+    kinds = allowed_kinds(actor)
+    total = 0
+    for chunk in _chunks(parsed, CHUNK):
+        checked = [_check(row, default_reason=reason, kinds=kinds) for row in chunk]
+        targets = _resolve(merchant.pk, checked)
+        objects = []
+        for row, target in zip(checked, targets, strict=True):
+            if row.error is None and target is None:
+                row.error = ("not_found", f"target: no such {_noun(row.kind)} in this merchant")
+            objects.append(_stored(batch, row, target))
+        CorrectionBatchRow.objects.bulk_create(objects)
+        total += len(objects)
+    _preview(batch, actor=actor, channel=channel)
+    counts = CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY).aggregate(
+        ready=Count("id"), size=Sum("size")
+    )
+    batch.total = total
+    batch.ready = counts["ready"]
+    batch.invalid = total - counts["ready"]
+    batch.size = counts["size"] or 0
+    with audited(actor=actor, channel=channel, reason=reason, operation="batch_create"):
+        batch.save()
+    return batch
+
+
+def _noun(kind: str) -> str:
+    return _MODELS[kind]._meta.verbose_name
+
+
+def _stored(batch: CorrectionBatch, row: Checked, target) -> CorrectionBatchRow:
+    stored = CorrectionBatchRow(
+        batch=batch,
+        line=row.line,
+        kind=row.kind,
+        target=row.target,
+        amount=row.amount,
+        reason=row.reason,
+        status=RowStatus.INVALID if row.error else RowStatus.READY,
+    )
+    if row.error:
+        stored.error_code, stored.error = row.error
+    else:
+        stored.target_id = target.pk
+        stored.subject = _subject(row.kind, target)
+        stored.size = row.correction.size(target, row.amount)
+    return stored
+
+
+_PREVIEW_FIELDS = ("id", "line", "kind", "target_id", "amount", "reason", "subject")
+
+
+def _preview(batch: CorrectionBatch, *, actor, channel: str) -> None:
+    """Run every ready row through its service, chunk by chunk, each chunk rolled back; rows
+    of one subject stay in one chunk, in line order, so a target named twice is previewed
+    cumulatively. Rows the service refuses become `invalid` with its refusal."""
+    ready = CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY)
+    position = None
+    while True:
+        page = ready.order_by("subject", "line")
+        if position is not None:
+            subject, line = position
+            page = page.filter(Q(subject__gt=subject) | Q(subject=subject, line__gt=line))
+        chunk = list(page.only(*_PREVIEW_FIELDS)[:CHUNK])
+        if not chunk:
+            return
+        last = chunk[-1]
+        chunk += list(  # the rest of the last subject: it must not be split
+            ready.filter(subject=last.subject, line__gt=last.line)
+            .order_by("line")
+            .only(*_PREVIEW_FIELDS)
+        )
+        position = (chunk[-1].subject, chunk[-1].line)
+        targets = _load(batch.merchant_id, chunk)
+        results = dry_run(lambda chunk=chunk, targets=targets: _try(chunk, targets, actor, channel))
+        _write(results)
+
+
+def _try(chunk, targets, actor, channel) -> list[tuple]:
+    results = []
+    for row in chunk:
+        correction = corrections.BY_KIND[row.kind]
+        try:
+            result = correction.apply(
+                actor=actor,
+                channel=channel,
+                target=targets[_MODELS[row.kind], row.target_id],
+                reason=row.reason,
+                amount=row.amount,
+            )
+        except (DomainError, IntegrityError) as exc:
+            code, message = _refusal(exc)
+            results.append((row.pk, RowStatus.INVALID, None, None, code, message, 0))
+            continue
+        before, after = _effect(row.kind, result, row.amount)
+        results.append((row.pk, RowStatus.READY, before, after, "", "", None))
+    return results
+
+
+def _write(results: list[tuple]) -> None:
+    """Store preview results (id, status, before, after, code, error, size or None)."""
+    if not results:
+        return
+    if is_postgresql(connection):
+        qn = connection.ops.quote_name
+        table = qn(CorrectionBatchRow._meta.db_table)
+        columns = list(zip(*results, strict=True))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS r SET status = v.status, {qn('before')} = v.b, "  # noqa: S608
+                f"{qn('after')} = v.a, error_code = v.code, error = v.error, "
+                "size = COALESCE(v.size, r.size) "
+                "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], "
+                "%s::text[], %s::bigint[]) AS v(id, status, b, a, code, error, size) "
+                "WHERE r.id = v.id",
+                [list(column) for column in columns],
+            )
+        return
+    for pk, status, before, after, code, error, size in results:
+        fields = {"status": status, "before": before, "after": after}
+        fields |= {"error_code": code, "error": error}
+        if size is not None:
+            fields["size"] = size
+        CorrectionBatchRow.objects.filter(pk=pk).update(**fields)
+
+
+# --- apply -----------------------------------------------------------------------------------
+
+
+def status_of(batch: CorrectionBatch) -> str:
+    """The status as the wire reads it: a batch whose approval ended without applying it reads
+    `rejected` at once (the worker then records it so)."""
+    ended = batch.approval_id is not None and approvals.status_of(batch.approval) in _ENDED
+    if batch.status == Status.PENDING_APPROVAL and ended:
+        return Status.REJECTED
+    return batch.status
+
+
+@dataclass(frozen=True)
+class Applied:
+    batch: CorrectionBatch
+    approval: Approval | None = None
+
+
+@transaction.atomic
+def apply_batch(batch: CorrectionBatch, actor, *, channel: str | None = None) -> Applied:
+    """Queue the batch for the worker, or hold it for approval (then `pending_approval`).
+    Once per batch: under the batch's row lock, a second call is AlreadyApplied."""
+    locked = (
+        CorrectionBatch.objects.select_for_update(of=("self",))
+        .select_related("created_by", "approval")
+        .get(pk=batch.pk)
+    )
+    if locked.created_by_id != actor.pk and not actor.is_superuser:
+        raise NotCreator()
+    status = status_of(locked)
+    if status == Status.REJECTED:
+        raise BatchRejected()
+    if status != Status.PREVIEWED:
+        raise AlreadyApplied()
+    # As its creator's correction, through its creator's channel: it counts toward their
+    # limits, and the rows are applied as theirs.
+    submitted = approvals.submit(
+        BATCH,
+        actor=locked.created_by,
+        channel=locked.channel,
+        target=locked,
+        reason=locked.reason,
+    )
+    if not submitted.held:
+        return Applied(submitted.result)
+    locked.status = Status.PENDING_APPROVAL
+    locked.approval = submitted.approval
+    locked.apply_requested_at = timezone.now()
+    with audited(actor=actor, channel=channel or locked.channel, reason=locked.reason,
+                 operation="batch_apply"):  # fmt: skip
+        locked.save()
+    return Applied(locked, submitted.approval)
+
+
+# --- the worker's step -----------------------------------------------------------------------
+
+
+def _settle_rejected() -> int:
+    """Record `rejected` on batches whose approval was rejected, canceled, expired or failed."""
+    due = CorrectionBatch.objects.filter(
+        status=Status.PENDING_APPROVAL, approval__status__in=_ENDED
+    ).values_list("pk", flat=True)[:100]
+    settled = 0
+    for pk in due:
+        with transaction.atomic():
+            batch = CorrectionBatch.objects.select_for_update(of=("self",)).get(pk=pk)
+            if batch.status != Status.PENDING_APPROVAL:
+                continue
+            batch.status = Status.REJECTED
+            with audited(actor=None, channel=Channel.SYSTEM, operation="batch_reject"):
+                batch.save()
+            settled += 1
+    return settled
+
+
+class _BatchLock:
+    """A session advisory lock on one batch: one worker applies it at a time (PostgreSQL
+    frees it when the holder's connection ends, a killed worker's too)."""
+
+    def __init__(self, pk: int) -> None:
+        self.key = [_ADVISORY_CLASS, pk % 2**31]
+
+    def acquire(self) -> bool:
+        if not is_postgresql(connection):
+            return True
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", self.key)
+            return cursor.fetchone()[0]
+
+    def release(self) -> None:
+        if is_postgresql(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", self.key)
+
+
+def run_due(*, chunk: int | None = None) -> int:
+    """One step of the worker: settle rejected batches, then apply the next chunk of one
+    applying batch (completing it when no ready row is left). Answers how much it did."""
+    done = _settle_rejected()
+    chunk = chunk or int(getattr(settings, "BATCH_CHUNK", 500))
+    for pk in (
+        CorrectionBatch.objects.filter(status=Status.APPLYING)
+        .order_by("id")
+        .values_list("pk", flat=True)[:20]
+    ):
+        lock = _BatchLock(pk)
+        if not lock.acquire():
+            continue  # another worker has it
+        try:
+            batch = CorrectionBatch.objects.select_related("created_by", "approval").get(pk=pk)
+            if batch.status != Status.APPLYING:
+                continue
+            return done + _apply_chunk(batch, chunk)
+        finally:
+            lock.release()
+    return done
+
+
+def _apply_chunk(batch: CorrectionBatch, size: int) -> int:
+    rows = list(
+        CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY).order_by("line")[
+            :size
+        ]
+    )
+    if not rows:
+        _complete(batch)
+        return 1
+    targets = _load(batch.merchant_id, rows)
+    approval = batch.approval
+    context = nullcontext()
+    if approval is not None and approval.status == Approval.Status.APPROVED:
+        context = approving(
+            approver=approval.decided_by,
+            approval_id=approval.pk,
+            reason=approval.decision_reason,
+        )
+    with context:
+        for row in rows:
+            with using_request_id(f"batch-{batch.pk}:{row.line}"):
+                _apply_row(batch, row, targets.get((_MODELS[row.kind], row.target_id)))
+    pause = float(getattr(settings, "BATCH_PAUSE_SECONDS", 0) or 0)
+    if pause:
+        time.sleep(pause)
+    return len(rows)
+
+
+def _row_table() -> str:
+    return connection.ops.quote_name(CorrectionBatchRow._meta.db_table)
+
+
+@transaction.atomic
+def _apply_row(batch: CorrectionBatch, row: CorrectionBatchRow, target) -> None:
+    """One row, in its own transaction: applied (its mark committing with its ledger move) or
+    refused (nothing moved)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT status FROM {_row_table()} WHERE id = %s FOR UPDATE",  # noqa: S608
+            [row.pk],
+        )
+        if cursor.fetchone()[0] != RowStatus.READY:
+            return  # another worker applied it meanwhile
+    fields = {"applied_at": timezone.now()}
+    try:
+        if target is None:
+            raise DomainError("The row's target no longer exists.")
+        result = corrections.BY_KIND[row.kind].apply(
+            actor=batch.created_by,
+            channel=batch.channel,
+            target=target,
+            reason=row.reason,
+            amount=row.amount,
+        )
+    except (DomainError, IntegrityError) as exc:
+        fields["status"] = RowStatus.REFUSED
+        fields["error_code"], fields["error"] = _refusal(exc)
+    else:
+        before, after = _effect(row.kind, result, row.amount)
+        fields |= {"status": RowStatus.APPLIED, "before": before, "after": after}
+        fields["result_id"] = result.pk
+    CorrectionBatchRow.objects.filter(pk=row.pk).update(**fields)
+
+
+def _counts(batch: CorrectionBatch) -> dict[str, int]:
+    counts = dict.fromkeys(RowStatus.values, 0)
+    for status, count in (
+        CorrectionBatchRow.objects.filter(batch=batch)
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .values_list("status", "count")
+    ):
+        counts[status] = count
+    return counts
+
+
+def _complete(batch: CorrectionBatch) -> None:
+    with transaction.atomic():
+        locked = CorrectionBatch.objects.select_for_update(of=("self",)).get(pk=batch.pk)
+        if locked.status != Status.APPLYING:
+            return
+        counts = _counts(locked)
+        if counts[RowStatus.READY]:
+            return
+        locked.applied = counts[RowStatus.APPLIED]
+        locked.refused = counts[RowStatus.REFUSED]
+        locked.status = Status.COMPLETED
+        locked.completed_at = timezone.now()
+        with audited(actor=None, channel=Channel.SYSTEM, operation="batch_complete"):
+            locked.save()
+            events.record(
+                merchant_id=locked.merchant_id,
+                customer_id=None,
+                sequence=None,
+                data={"batch": completed_data(locked)},
+            )
+
+
+def completed_data(batch: CorrectionBatch) -> dict:
+    return {
+        "id": batch.pk,
+        "total": batch.total,
+        "applied": batch.applied,
+        "refused": batch.refused,
+    }
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return approvals._iso(moment)
+
+
+def progress(batch: CorrectionBatch) -> dict:
+    """The batch as the staff API (and the admin's progress bar) shows it; while applying,
+    `applied` and `refused` are counted from the rows."""
+    applied, refused = batch.applied, batch.refused
+    if batch.status == Status.APPLYING:
+        counts = _counts(batch)
+        applied, refused = counts[RowStatus.APPLIED], counts[RowStatus.REFUSED]
+    approval = batch.approval if batch.approval_id else None
+    return {
+        "id": batch.pk,
+        "status": status_of(batch),
+        "merchant": batch.merchant_id,
+        "reason": batch.reason,
+        "source": batch.source,
+        "filename": batch.filename,
+        "total": batch.total,
+        "ready": batch.ready,
+        "invalid": batch.invalid,
+        "applied": applied,
+        "refused": refused,
+        "size": batch.size,
+        "created_by": batch.created_by.get_username(),
+        "created": _iso(batch.created),
+        "apply_requested_at": _iso(batch.apply_requested_at),
+        "completed_at": _iso(batch.completed_at),
+        "approval": approvals.serialize(approval) if approval is not None else None,
+    }
+
+
+def report_rows(batch: CorrectionBatch, status: str | None = None):
+    """The batch's rows in line order (a queryset: page it, or iterate it in chunks)."""
+    rows = CorrectionBatchRow.objects.filter(batch=batch).order_by("line")
+    if status:
+        rows = rows.filter(status=status)
+    return rows
+
+
+def row_data(row: CorrectionBatchRow) -> dict:
+    return {
+        "line": row.line,
+        "kind": row.kind,
+        "target": row.target,
+        "amount": row.amount,
+        "status": row.status,
+        "before": row.before,
+        "after": row.after,
+        "error": row.error or None,
+        "error_code": row.error_code or None,
+    }
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    return safe_cell(value)  # text from the file: never a formula in a spreadsheet
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def report_csv(batch: CorrectionBatch, status: str | None = None) -> Iterator[str]:
+    """The report as CSV lines (REPORT_COLUMNS), streamed in keyset chunks of lines."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(REPORT_COLUMNS)
+    after = 0
+    while True:
+        chunk = list(report_rows(batch, status).filter(line__gt=after)[:CHUNK])
+        if not chunk:
+            return
+        for row in chunk:
+            data = row_data(row)
+            yield writer.writerow([_cell(data[name]) for name in REPORT_COLUMNS])
+        after = chunk[-1].line
