@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import platform
 import resource
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -151,8 +152,8 @@ def write(path: Path, full: dict, traced: dict, started_on: str, commit: str) ->
         "",
         f"Run on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC at commit {commit}; "
         f"{started_on}. PostgreSQL on the same machine. Command: `make bench-batches "
-        f"BATCHES_ARGS='--rows {rows}'`. The machine is shared with other jobs and was loaded "
-        "while this ran: the figures are what this run measured, not a best case.",
+        f"BATCHES_ARGS='{' '.join(sys.argv[1:])}'`. The machine is shared with other jobs "
+        "and was loaded while this ran: the figures are what this run measured, not a best case.",
         "",
         f"Data: a merchant with {rows:,} customers; a CSV of {rows:,} rows "
         f"({full['csv_mib']:.1f} MiB; adjust_points and adjust_balance alternating, targets "

@@ -32,8 +32,7 @@ from ledger.api.serializers import ApprovalSerializer
 from ledger.api.views import CHANNEL, CSVRenderer, StaffViewSet, perm
 from ledger.models import CorrectionBatch, CorrectionBatchRow
 from loyalty.http.body import parse_json
-
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+from loyalty.http.limits import MAX_UPLOAD_BYTES
 
 
 class UploadTooLarge(exceptions.APIException):

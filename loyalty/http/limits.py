@@ -12,6 +12,9 @@ REASON_MIN, REASON_MAX = 3, 500
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 64
 
+# Correction batch uploads (CSV or JSON rows) only: up to 20 MiB (README: Bulk corrections).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
 # The largest integer a JSON number carries exactly in JavaScript (and in any double): a float
 # beyond it is no longer one integer but a range of them.
 MAX_SAFE_INTEGER = 2**53
