@@ -67,6 +67,11 @@ OPERATION_LABELS = {
     "approvalpolicy_delete": "Approval policy deleted",
     "stafflimit_save": "Staff limit saved",
     "stafflimit_delete": "Staff limit deleted",
+    # Correction batches (ledger.batches).
+    "batch_create": "Batch uploaded",
+    "batch_apply": "Batch applied",
+    "batch_reject": "Batch rejected",
+    "batch_complete": "Batch completed",
 }
 
 

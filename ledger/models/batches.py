@@ -74,8 +74,15 @@ class CorrectionBatch(models.Model):
             ),
         ]
 
+    str_related = ("merchant",)  # what __str__ reads (see ledger.models.Stamp.str_related)
+    str_fields = ("total", "status", "merchant__name")
+
     def __str__(self) -> str:
-        return f"Correction batch #{self.pk} ({self.status})"
+        """E.g. "Correction batch #3 of 120 rows at Bean Bar (completed)"."""
+        return (
+            f"Correction batch #{self.pk} of {self.total} rows at {self.merchant} "
+            f"({self.get_status_display().lower()})"
+        )
 
 
 class CorrectionBatchRow(models.Model):

@@ -13,7 +13,7 @@ from django.utils import timezone
 import accounts.services
 import partners.services
 from accounts.models import Customer, Merchant, Store
-from ledger import approvals, corrections, history, services
+from ledger import approvals, batches, corrections, history, services
 from ledger.corrections import CORRECTIONS
 from ledger.history import names
 from ledger.models import (
@@ -187,6 +187,13 @@ def activity(alice, store, card, partner, support):
         reason="goodwill", amount=60,
     ).approval  # fmt: skip
     approvals.approve(held, actor=supervisor, channel=ADMIN, reason="checked the ticket")
+    # A correction batch, uploaded and applied by the worker.
+    batch = batches.create_batch(
+        actor=support, channel=ADMIN, merchant=alice.merchant, reason="campaign misfire",
+        rows=[{"kind": "adjust_balance", "target": alice.email, "amount": 5}],
+    )  # fmt: skip
+    batches.apply_batch(batch, actor=support)
+    batches.run_due()
     return {"update": update, "stamp": stamp, "deduction": deduction}
 
 
@@ -261,6 +268,7 @@ def test_every_operation_services_record_has_a_label():
         recorded |= _recorded_operations(module)
     recorded |= {c.operation for c in CORRECTIONS}
     recorded |= set(approvals.OPERATIONS)
+    recorded |= _recorded_operations(batches)
     recorded |= {
         f"{m._meta.model_name}_{verb}"
         for m in (ApprovalPolicy, StaffLimit)
