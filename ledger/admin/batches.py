@@ -30,7 +30,7 @@ from django.utils.http import urlencode
 
 from accounts.models import Merchant
 from ledger import batches, corrections, services
-from ledger.admin.base import BackOfficeAdmin
+from ledger.admin.base import BackOfficeAdmin, truncated
 from ledger.models import CorrectionBatch, CorrectionBatchRow
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
@@ -79,26 +79,33 @@ def _approval_link(approval_id: int) -> str:
 
 @admin.register(CorrectionBatch)
 class CorrectionBatchAdmin(BackOfficeAdmin):
-    list_display = [
-        "id",
-        "merchant",
-        "status",
-        "filename",
-        "total",
-        "ready",
-        "invalid",
-        "applied",
-        "refused",
-        "created_by",
-        "created",
-    ]
+    # What, who, how many, status, when; the merchant is a filter, the reason on the page.
+    list_display = ["id", "file_display", "rows_display", "status", "created_by", "created_display"]
     list_display_links = ["id"]
-    list_filter = ["status"]
+    list_filter = ["status", "merchant"]
+    sortable_by = ["id", "status", "created_display"]
     list_select_related = ["merchant", "created_by"]
     search_fields = ["=id", "filename", "reason", "created_by__username"]
     ordering = ["-id"]
     upload_template = "admin/backoffice/correction_batch_upload.html"
     batch_template = "admin/backoffice/correction_batch.html"
+
+    @admin.display(description="File")
+    def file_display(self, obj):
+        return truncated(obj.filename or f"{obj.source.upper()} rows", "s")
+
+    @admin.display(description="Rows")
+    def rows_display(self, obj):
+        """ "120 rows: 118 ready, 2 invalid", then what applying did."""
+        text = format_html("{} rows: {} ready, {} invalid", obj.total, obj.ready, obj.invalid)
+        if obj.applied or obj.refused:
+            text = format_html(
+                '{}<br><span class="quiet-line">{} applied, {} refused</span>',
+                text,
+                obj.applied,
+                obj.refused,
+            )
+        return text
 
     # --- permissions: upload and apply with `add`, read with `view`, never change or delete --
 

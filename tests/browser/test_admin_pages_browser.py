@@ -20,10 +20,11 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from ledger import services
+from accounts.models import Customer
+from ledger import approvals, batches, corrections, services
 from ledger.admin.base import BackOfficeAdmin
 from ledger.history import can_read_history
-from ledger.models import BalanceUpdate, Event, PointTransaction
+from ledger.models import ApprovalPolicy, BalanceUpdate, Event, PointTransaction, StaffLimit
 from ledger.models.webhooks import WebhookDelivery
 from ledger.roles import staff_create
 from ledger.webhooks import services as webhook_services
@@ -45,6 +46,7 @@ LONG_REASON = (
 # What a support agent reads first on each list: what, who, how much, status, when. Each
 # must be a column of the list and be in view; other columns may come and go.
 KEY_COLUMNS = {
+    "ledger.correctionbatch": ["id", "rows_display", "status", "created_by", "created_display"],
     "accounts.customer": ["id", "identity", "status", "balance", "points", "created_display"],
     "accounts.merchant": ["id", "name", "created_display"],
     "accounts.store": ["id", "name", "merchant_link", "created_display"],
@@ -223,6 +225,28 @@ def build_world() -> dict[str, str]:
                 last_status_code=503 if failed else 200,
                 last_error="HTTP 503 Service Unavailable: upstream timed out" if failed else "",
             )
+    # Approvals and batches: a policy, a limit, a held adjustment, a previewed batch.
+    merchant = merchants[0]
+    customer = Customer.objects.filter(merchant=merchant).order_by("pk").first()
+    approvals.setting_save(
+        ApprovalPolicy(), actor=None, channel=Channel.COMMAND, reason="four eyes above 1000",
+        merchant=merchant, kind="adjust_points", threshold=1000,
+    )  # fmt: skip
+    approvals.setting_save(
+        StaffLimit(), actor=None, channel=Channel.COMMAND, reason="new hire",
+        user=support, kind="*", max_amount=5000, daily_amount=20000, daily_count=50,
+    )  # fmt: skip
+    approvals.submit(
+        corrections.BY_KIND["adjust_points"], actor=support, channel=Channel.ADMIN,
+        target=customer, reason=LONG_REASON, amount=2500,
+    )  # fmt: skip
+    batches.create_batch(
+        actor=support, channel=Channel.ADMIN, merchant=merchant, reason=LONG_REASON,
+        rows=[
+            {"kind": "adjust_points", "target": customer.email, "amount": 10},
+            {"kind": "adjust_balance", "target": "nobody@example.com", "amount": 5},
+        ],
+    )  # fmt: skip
     return {"support": "support-p", "auditor": "auditor-p"}
 
 
