@@ -72,7 +72,9 @@ class Submitted:
 # --- input -----------------------------------------------------------------------------------
 
 
-def _reason(reason, error=errors.ReasonRequired) -> str:
+def checked_reason(reason, error=errors.ReasonRequired) -> str:
+    """A staff reason of 3 to 500 characters (stripped), or `error` (requests, decisions and
+    batches)."""
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not REASON_MIN <= len(reason) <= REASON_MAX:
         raise error()
@@ -169,12 +171,6 @@ def _apply_measured(correction, *, actor, channel, target, reason, amount) -> tu
 # --- the wire shape --------------------------------------------------------------------------
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def status_of(approval: Approval, now: dt.datetime | None = None) -> str:
     """The status as the wire reads it: a pending request past its expiry reads `expired`
     (the worker then records it so)."""
@@ -199,10 +195,10 @@ def serialize(approval: Approval) -> dict:
         "requested_by": approval.requested_by.get_username(),
         "channel": approval.channel,
         "held_because": approval.held_because,
-        "created": _iso(approval.created),
-        "expires_at": _iso(approval.expires_at),
+        "created": events.iso_utc(approval.created),
+        "expires_at": events.iso_utc(approval.expires_at),
         "decided_by": decided_by.get_username() if decided_by is not None else None,
-        "decided_at": _iso(approval.decided_at),
+        "decided_at": events.iso_utc(approval.decided_at),
         "decision_reason": approval.decision_reason or None,
         "result": approval.result,
         "preview": approval.preview,
@@ -248,7 +244,7 @@ def submit(
             actor=actor, channel=channel, target=target, reason=reason, amount=amount
         )
         return Submitted(result=result)
-    reason = _reason(reason)
+    reason = checked_reason(reason)
     amount = _amount(correction, amount)
     size = correction.size(target, amount)
     why = limits.static_hold(correction, user=user, merchant_id=target.merchant_id, size=size)
@@ -339,7 +335,7 @@ def approve(approval: Approval, *, actor, channel: str, reason: str) -> Approval
     """Apply the held correction as of now, through the same service; attributed to the
     requester, with the approver recorded. A refusal now ends it `failed`, nothing moved."""
     _check_decider(approval, actor)
-    reason = _reason(reason, errors.DecisionReasonRequired)
+    reason = checked_reason(reason, errors.DecisionReasonRequired)
     now = timezone.now()
     approval = _locked_pending(approval, now)
     correction = correction_of(approval.kind)
@@ -378,7 +374,7 @@ def approve(approval: Approval, *, actor, channel: str, reason: str) -> Approval
 @transaction.atomic
 def reject(approval: Approval, *, actor, channel: str, reason: str) -> Approval:
     _check_decider(approval, actor)
-    reason = _reason(reason, errors.DecisionReasonRequired)
+    reason = checked_reason(reason, errors.DecisionReasonRequired)
     now = timezone.now()
     approval = _locked_pending(approval, now)
     approval.status = Approval.Status.REJECTED

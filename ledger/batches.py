@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
 import logging
 import re
 import time
@@ -440,7 +439,7 @@ def create_batch(
 ) -> CorrectionBatch:
     """Parse `file` (binary CSV lines) or `rows` (JSON), store and preview every row.
     A parse error (BatchParseError) creates nothing."""
-    reason = approvals._reason(reason)
+    reason = approvals.checked_reason(reason)
     parsed = parse_csv(file) if file is not None else parse_json(rows)
     batch = CorrectionBatch(
         merchant=merchant,
@@ -806,10 +805,6 @@ def completed_data(batch: CorrectionBatch) -> dict:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
-    return approvals._iso(moment)
-
-
 def progress(batch: CorrectionBatch) -> dict:
     """The batch as the staff API (and the admin's progress bar) shows it; while applying,
     `applied` and `refused` are counted from the rows."""
@@ -832,9 +827,9 @@ def progress(batch: CorrectionBatch) -> dict:
         "refused": refused,
         "size": batch.size,
         "created_by": batch.created_by.get_username(),
-        "created": _iso(batch.created),
-        "apply_requested_at": _iso(batch.apply_requested_at),
-        "completed_at": _iso(batch.completed_at),
+        "created": events.iso_utc(batch.created),
+        "apply_requested_at": events.iso_utc(batch.apply_requested_at),
+        "completed_at": events.iso_utc(batch.completed_at),
         "approval": approvals.serialize(approval) if approval is not None else None,
     }
 

@@ -191,12 +191,19 @@ def record(*, merchant_id: int, customer_id: int | None, sequence: int | None, d
     )
 
 
+def iso_utc(moment: dt.datetime | None) -> str | None:
+    """A moment as every wire shape writes it: ISO 8601 in UTC with "Z" (None stays None)."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def as_json(event: Event) -> dict:
     """The event as the feed, webhook bodies and the event bus carry it."""
     return {
         "id": event.event_id,
         "type": event.type,
-        "created": event.created.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "created": iso_utc(event.created),
         "merchant": event.merchant_id,
         "customer": event.customer_id,
         "customer_sequence": event.customer_sequence,
