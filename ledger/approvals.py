@@ -25,7 +25,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Customer
-from ledger import corrections, errors, events, limits
+from ledger import corrections, errors, events, limits, services
 from ledger.limits import (  # noqa: F401  (the surfaces manage policies and limits through here too)
     MANAGE_LIMIT,
     MANAGE_POLICY,
@@ -35,8 +35,8 @@ from ledger.limits import (  # noqa: F401  (the surfaces manage policies and lim
 )
 from ledger.models import Approval, Stamp
 from loyalty.audit import Channel, approving, audited
-from loyalty.errors import DomainError, InvalidInput
-from loyalty.http.limits import MAX_AMOUNT, REASON_MAX, REASON_MIN
+from loyalty.errors import DomainError
+from loyalty.http.limits import REASON_MAX, REASON_MIN
 from loyalty.preview import dry_run
 
 APPROVE = "ledger.approve_correction"
@@ -84,11 +84,7 @@ def checked_reason(reason, error=errors.ReasonRequired) -> str:
 def _amount(correction: corrections.Correction, amount):
     if not correction.takes_amount:
         return None
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
-        raise InvalidInput("amount", "must be a non-zero integer")
-    if abs(amount) > MAX_AMOUNT:
-        raise InvalidInput("amount", f"must be an integer from 1 to {MAX_AMOUNT}")
-    return amount
+    return services.checked_signed_amount("amount", amount)
 
 
 def _user(actor):

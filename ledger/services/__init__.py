@@ -10,6 +10,9 @@ and corrections take a reason; history rows carry all three (see loyalty.audit).
 """
 
 from ledger.services._common import REASON_MAX, REASON_MIN
+
+# An input check, not a service (not in __all__): approvals check a held adjustment with it.
+from ledger.services._common import checked_signed_amount as checked_signed_amount
 from ledger.services.balances import (
     balance_adjust,
     balance_credit,

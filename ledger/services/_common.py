@@ -23,7 +23,9 @@ def _amount(field: str, value: int) -> int:
     return value
 
 
-def _signed_amount(field: str, value: int) -> int:
+def checked_signed_amount(field: str, value: int) -> int:
+    """A non-zero integer whose size is 1 to MAX_AMOUNT (adjustments; approvals check it before
+    holding one)."""
     if isinstance(value, bool) or not isinstance(value, int) or value == 0:
         raise InvalidInput(field, "must be a non-zero integer")
     _amount(field, abs(value))

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts.models import Customer, Store
 from ledger import errors, events
 from ledger.models import BalanceUpdate
-from ledger.services._common import _amount, _append, _lock_customer, _reason, _signed_amount
+from ledger.services._common import _amount, _append, _lock_customer, _reason, checked_signed_amount
 from loyalty.audit import audited
 from loyalty.errors import InvalidInput
 
@@ -87,7 +87,7 @@ def balance_adjust(
     *, actor, channel: str, customer: Customer, amount: int, reason: str
 ) -> BalanceUpdate:
     """A staff correction of the balance by a signed amount, as a new balance update."""
-    amount = _signed_amount("amount", amount)
+    amount = checked_signed_amount("amount", amount)
     reason = _reason(channel, reason, required=True)
     return _balance_move(
         actor=actor,

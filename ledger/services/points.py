@@ -17,7 +17,7 @@ from ledger.services._common import (
     _lock_customer,
     _new_reference,
     _reason,
-    _signed_amount,
+    checked_signed_amount,
 )
 from loyalty.audit import audited
 from loyalty.errors import InvalidInput
@@ -95,7 +95,7 @@ def points_credit(
 def points_adjust(
     *, actor, channel: str, customer: Customer, amount: int, reason: str
 ) -> PointTransaction:
-    amount = _signed_amount("amount", amount)
+    amount = checked_signed_amount("amount", amount)
     reason = _reason(channel, reason, required=True)
     return _points_move(
         actor=actor,
