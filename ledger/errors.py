@@ -135,3 +135,11 @@ class ApprovalExpired(DomainError):
 
 class DecisionReasonRequired(ReasonRequired):
     message = f"A decision needs a reason of {REASON_MIN} to {REASON_MAX} characters."
+
+
+class ClaimTaken(DomainError):
+    """The move's claim row (ledger.statements.Claim) existed already: nothing moved."""
+
+    code = "claim_taken"
+    kind = "conflict"
+    message = "This request was already used."

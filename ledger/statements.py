@@ -29,9 +29,12 @@ models' fields (so a new model field needs no change here), attributed from the 
 ORM path and this one side by side and compares every column they leave.
 """
 
+# ruff: noqa: S608 (the SQL is built from models' _meta names; every value is a parameter)
+
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 
 from django.db import connection, models
@@ -41,7 +44,7 @@ from ledger import events
 from ledger.models import Event
 from loyalty import rows
 from loyalty.audit import UnattributedChange, current
-from loyalty.db import is_postgresql, prepared_cursor
+from loyalty.db import Claim, is_postgresql, prepared_cursor
 from loyalty.request_id import current_request_id
 
 # Historical fields filled from the audit context, not from the tracked row.
@@ -84,7 +87,7 @@ def _history_insert(
         else:
             raise LookupError(f"{history.__name__}.{field.attname}: no source for this column")
     sql = (
-        f"INSERT INTO {_qn(history._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"INSERT INTO {_qn(history._meta.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM {source}"
     )
     return sql, tuple(params)
@@ -109,34 +112,76 @@ def _attribution() -> dict:
     }
 
 
+# Entry columns that name the customer: taken from the moved row, so a move that finds its
+# customer by a look-up (`lookup`) writes the one it found.
+_FROM_CUSTOMER = {"customer_id": "id", "merchant_id": "merchant_id"}
+
+
 @cache
-def _move_sql(model, customers, column: str, after: str):
-    """The statement of `move` for one kind of entry, and the fields whose values it takes."""
+def _move_sql(model, customers, column: str, after: str, lookup=(), claim=None):
+    """The statement of `move` for one kind of entry, and the fields whose values it takes.
+
+    The customer is `id = %s`, or with `lookup` (column names) the first whose columns equal
+    the values given; with `claim` (a model), the claim row is inserted first and the move
+    happens only if it was new. One row comes back in every case: whether the claim was
+    new, the customer found, then the entry's columns and the moved customer's (NULL when
+    nothing moved)."""
+    qn = _qn
+    table, pk = qn(customers._meta.db_table), qn(customers._meta.pk.column)
     entry_fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    insert_values = [
-        f"customer.{_qn(column)}" if f.attname == after else _cast(f) for f in entry_fields
-    ]
+    insert_values = []
+    for f in entry_fields:
+        if f.attname == after:
+            insert_values.append(f"customer.{qn(column)}")
+        elif f.attname in _FROM_CUSTOMER:
+            insert_values.append(f"customer.{qn(_FROM_CUSTOMER[f.attname])}")
+        else:
+            insert_values.append(_cast(f))
     customer_history, customer_keys = _history_insert(customers, "customer", "~")
     entry_history, entry_keys = _history_insert(model, "entry", "+")
     event_insert, event_keys = _event_insert(model)
-    column_sql = _qn(column)
-    sequence = _qn(customers._meta.get_field("event_sequence").column)
-    sql = (
-        f"WITH customer AS (UPDATE {_qn(customers._meta.db_table)} "  # noqa: S608
+    column_sql = qn(column)
+    sequence = qn(customers._meta.get_field("event_sequence").column)
+    ctes, claimed = [], "TRUE"
+    if claim is not None:
+        fields = [f for f in claim._meta.concrete_fields if not f.primary_key]
+        ctes.append(
+            f"claim AS (INSERT INTO {qn(claim._meta.db_table)} "
+            f"({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(_cast(f) for f in fields)}) ON CONFLICT DO NOTHING RETURNING 1)"
+        )
+        claimed = "EXISTS (SELECT 1 FROM claim)"
+    if lookup:
+        where = " AND ".join(
+            f"{qn(customers._meta.get_field(name).column)} = %s" for name in lookup
+        )
+        ctes.append(f"target AS (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1)")
+        which, found = f"(SELECT {pk} FROM target)", f"(SELECT {pk} FROM target)"
+    else:
+        which, found = "%s", "CAST(NULL AS bigint)"
+    ctes += [
+        f"customer AS (UPDATE {table} "
         f"SET {column_sql} = {column_sql} + %s, {sequence} = {sequence} + 1 "
-        f"WHERE {_qn(customers._meta.pk.column)} = %s AND {column_sql} + %s >= 0 "
-        "RETURNING *), "
-        f"entry AS (INSERT INTO {_qn(model._meta.db_table)} "
-        f"({', '.join(_qn(f.column) for f in entry_fields)}) "
-        f"SELECT {', '.join(insert_values)} FROM customer RETURNING *), "
-        f"customer_history AS ({customer_history}), "
-        f"entry_history AS ({entry_history}), "
-        f"event AS ({event_insert}) "
-        f"SELECT {', '.join('entry.' + _qn(f.column) for f in model._meta.concrete_fields)}, "
-        f"customer.{sequence} FROM entry, customer"
+        f"WHERE {pk} = {which} AND {column_sql} + %s >= 0 AND {claimed} RETURNING *)",
+        f"entry AS (INSERT INTO {qn(model._meta.db_table)} "
+        f"({', '.join(qn(f.column) for f in entry_fields)}) "
+        f"SELECT {', '.join(insert_values)} FROM customer RETURNING *)",
+        f"customer_history AS ({customer_history})",
+        f"entry_history AS ({entry_history})",
+        f"event AS ({event_insert})",
+    ]
+    returned = [f"entry.{qn(f.column)}" for f in model._meta.concrete_fields]
+    returned += [f"customer.{qn(f.column)}" for f in customers._meta.concrete_fields]
+    sql = (
+        f"WITH {', '.join(ctes)} "
+        f"SELECT {claimed}, {found}, {', '.join(returned)} "
+        "FROM (SELECT 1) AS one LEFT JOIN entry ON TRUE LEFT JOIN customer ON TRUE"
     )
-    inserted = tuple(f for f in entry_fields if f.attname != after)
-    return sql, inserted, customer_keys + entry_keys, event_keys
+    inserted = tuple(
+        f for f in entry_fields if f.attname != after and f.attname not in _FROM_CUSTOMER
+    )
+    claim_fields = () if claim is None else tuple(fields)
+    return sql, inserted, customer_keys + entry_keys, event_keys, claim_fields
 
 
 # Event columns taken from the move's customer row; `data` is built from the entry, `txid`
@@ -165,25 +210,38 @@ def _event_insert(model) -> tuple[str, tuple[str, ...]]:
             values.append(_cast(field))
             keys.append(field.attname)
     sql = (
-        f"INSERT INTO {_qn(Event._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
+        f"INSERT INTO {_qn(Event._meta.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(values)} FROM customer, entry"
     )
     return sql, tuple(keys)
 
 
-def move(*, customer, column: str, delta: int, entry: models.Model, after: str, original=None):
-    """Add `delta` to `customer.<column>` unless it would go below zero, and insert `entry`
-    (unsaved) with `<after>` set to the new value; both with their history rows, and the
-    event of the move (its data with `original`, when given).
+@dataclass(frozen=True)
+class Moved:
+    """What a move's statement did: `entry` saved (None: nothing moved) and `customer` as the
+    move left it; `found` the customer's id a look-up found (None: no such customer)."""
 
-    Returns the saved entry, with `customer.<column>` and `customer.event_sequence` updated
-    in memory, or None when the move would go below zero (and nothing was written). Call
-    inside `audited()`.
-    """
+    entry: models.Model | None
+    customer: models.Model | None
+    found: int | None
+
+
+def _run(*, customers, key, column, delta, entry, after, original, lookup=None, claim=None):
     model = type(entry)
-    sql, inserted, attribution_keys, event_keys = _move_sql(model, type(customer), column, after)
+    lookup_names = tuple(lookup or ())
+    sql, inserted, attribution_keys, event_keys, claim_fields = _move_sql(
+        model, customers, column, after, lookup_names, None if claim is None else claim.model
+    )
     attribution = _attribution()
-    params = [delta, customer.pk, delta]
+    params = [f.get_db_prep_save(claim.values[f.attname], connection) for f in claim_fields]
+    if lookup_names:
+        params += [
+            customers._meta.get_field(name).get_db_prep_value(lookup[name], connection)
+            for name in lookup_names
+        ]
+        params += [delta, delta]
+    else:
+        params += [delta, key, delta]
     # The entry's values exactly as Django's INSERT would prepare them.
     params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in inserted]
     params += [attribution[key] for key in attribution_keys]
@@ -199,9 +257,64 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str, 
     with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None:
+    if claim is not None:
+        claim.taken = bool(row[0])
+    split = 2 + len(model._meta.concrete_fields)
+    moved = row[2] is not None  # the entry's primary key
+    return Moved(
+        entry=rows.instance(model, row[2:split]) if moved else None,
+        customer=rows.instance(customers, row[split:]) if moved else None,
+        found=row[1],
+    )
+
+
+def move(*, customer, column: str, delta: int, entry: models.Model, after: str, original=None):
+    """Add `delta` to `customer.<column>` unless it would go below zero, and insert `entry`
+    (unsaved) with `<after>` set to the new value; both with their history rows, and the
+    event of the move (its data with `original`, when given).
+
+    Returns the saved entry, with `customer.<column>` and `customer.event_sequence` updated
+    in memory, or None when the move would go below zero (and nothing was written). Call
+    inside `audited()`.
+    """
+    moved = _run(
+        customers=type(customer),
+        key=customer.pk,
+        column=column,
+        delta=delta,
+        entry=entry,
+        after=after,
+        original=original,
+    )
+    if moved.entry is None:
         return None
-    saved = rows.instance(model, row[:-1])
-    setattr(customer, column, getattr(saved, after))
-    customer.event_sequence = row[-1]
-    return saved
+    setattr(customer, column, getattr(moved.customer, column))
+    customer.event_sequence = moved.customer.event_sequence
+    return moved.entry
+
+
+def move_found(
+    *,
+    customers,
+    lookup: dict,
+    column: str,
+    delta: int,
+    entry: models.Model,
+    after: str,
+    claim: Claim | None = None,
+) -> Moved:
+    """`move` for the first customer (of model `customers`) whose fields equal `lookup`,
+    found by the same statement, with `claim` inserted by it too (the move happens only if
+    the claim is new). One round trip; in autocommit it is its own transaction. The
+    entry's customer and merchant are the found customer's. Call inside `audited()`."""
+    return _run(
+        customers=customers,
+        key=None,
+        column=column,
+        delta=delta,
+        entry=entry,
+        after=after,
+        original=None,
+        lookup=lookup,
+        claim=claim,
+    )

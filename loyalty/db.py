@@ -5,7 +5,9 @@ The triggers are PostgreSQL-only; on SQLite (the zero-setup `make run`) the oper
 nothing and the CHECK and UNIQUE constraints, which both engines enforce, still hold.
 """
 
-from django.db import DEFAULT_DB_ALIAS, connections, migrations, models
+from dataclasses import dataclass
+
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, migrations, models, transaction
 from django.db.backends.utils import CursorWrapper
 
 
@@ -40,6 +42,45 @@ def prepared_cursor(connection) -> CursorWrapper:
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)
+
+
+@dataclass
+class Claim:
+    """A row whose unique key makes something happen at most once (the Points API's request
+    id: once per credential). `claim()` inserts it alone; a ledger move can insert it in its
+    own statement and move only if it was new (ledger.statements.move_found), so that both
+    cost one round trip. `taken`: True the row was inserted, False it existed already, None
+    not tried yet."""
+
+    model: type[models.Model]
+    values: dict  # attname -> value, every concrete field but the primary key
+    taken: bool | None = None
+
+
+def claim(claim: Claim, connection=None) -> bool:
+    """Insert the claim row alone; True if it was new (committed at once in autocommit)."""
+    connection = connection or connections[DEFAULT_DB_ALIAS]
+    if not is_postgresql(connection):  # the ORM; a savepoint keeps a caller's transaction
+        try:
+            with transaction.atomic(using=connection.alias):
+                claim.model.objects.using(connection.alias).create(**claim.values)
+        except IntegrityError:
+            claim.taken = False
+        else:
+            claim.taken = True
+        return claim.taken
+    qn = connection.ops.quote_name
+    fields = [f for f in claim.model._meta.concrete_fields if not f.primary_key]
+    sql = (
+        f"INSERT INTO {qn(claim.model._meta.db_table)} "  # noqa: S608 (names from _meta)
+        f"({', '.join(qn(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+    )
+    values = [f.get_db_prep_save(claim.values[f.attname], connection) for f in fields]
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(sql, values)
+        claim.taken = cursor.rowcount == 1
+    return claim.taken
 
 
 class CoveringIndex(models.Index):

@@ -19,7 +19,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from accounts.selectors import partner_merchant_ids
 from loyalty import rows
-from loyalty.db import is_postgresql, prepared_cursor
+from loyalty.db import Claim, claim, is_postgresql, prepared_cursor
 from loyalty.http.body import json_body, raw_body
 from partners import credentials, signing
 from partners.identity import PartnerIdentity
@@ -145,36 +145,25 @@ def uuid7_time(value: str) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
 
 
-def remember_request_id(partner: Partner, request_id: str) -> bool:
-    """Record a request id as used; False when it was used before (a replay).
+def request_claim(partner: Partner, request_id: str) -> Claim:
+    """The claim that spends a request id (a UUID string already checked by `uuid7_time`)."""
+    values = {"partner_id": partner.pk, "request_id": uuid.UUID(request_id)}
+    return Claim(SignedRequestId, values | {"created": timezone.now()})
 
-    Committed at once, outside the request's transaction: a request refused later (say for
-    insufficient points) has still spent its id, as the contract wants.
-    """
-    table = connection.ops.quote_name(SignedRequestId._meta.db_table)
-    with prepared_cursor(connection) as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (partner_id, request_id, created) VALUES (%s, %s, %s) "  # noqa: S608
-            "ON CONFLICT (partner_id, request_id) DO NOTHING",
-            [
-                partner.pk,
-                SignedRequestId._meta.get_field("request_id").get_db_prep_value(
-                    uuid.UUID(request_id), connection
-                ),
-                SignedRequestId._meta.get_field("created").get_db_prep_value(
-                    timezone.now(), connection
-                ),
-            ],
-        )
-        return cursor.rowcount == 1
+
+def remember_request_id(partner: Partner, request_id: str) -> bool:
+    """Record a request id as used; False when it was used before (a replay). Committed at
+    once in autocommit, so a request refused later has still spent its id."""
+    return claim(request_claim(partner, request_id))
 
 
 class HMACAuthentication(BaseAuthentication):
     """`X-API-KEY`, `X-API-REQUEST` (UUIDv7), `X-API-SIGNATURE`, checked in the contract's order:
-    headers present; key known and active; signature; freshness; request id never seen.
-
-    The request id is spent only once the signature is good, so a forged request cannot
-    burn a genuine one.
+    headers present; key known and active; signature; freshness. The last check, the request
+    id never seen, is the view's (partners.api.points.PointsView.spend_request_id): most
+    views spend it right after authentication, and a deduction spends it in its own
+    statement (one round trip for both). It is spent only once the signature is good, so a
+    forged request cannot burn a genuine one.
     """
 
     def authenticate(self, request):
@@ -194,11 +183,11 @@ class HMACAuthentication(BaseAuthentication):
             secret = self.check(request, identity.partner, request_id, given)
         except exceptions.APIException as exc:
             raise KnownCredentialRefusal(exc, identity.partner) from exc
-        return identity.user, replace(identity, hmac_secret=secret)
+        return identity.user, replace(identity, hmac_secret=secret, request_id=request_id)
 
     def check(self, request, partner: Partner, request_id: str, given: str) -> str:
-        """The checks after the key: the body, the signature, freshness, the request id never
-        seen. Answers the decrypted secret (to sign the response)."""
+        """The checks after the key: the body, the signature, freshness. Answers the decrypted
+        secret (to sign the response)."""
         if request.method == "GET" or not raw_body(request).strip():
             canonical = ""
         else:  # a JSON `null` body is not an empty one: it canonicalises to "null"
@@ -213,10 +202,6 @@ class HMACAuthentication(BaseAuthentication):
         skew = settings.POINTS_API_MAX_SKEW_SECONDS
         if abs((timezone.now() - issued).total_seconds()) > skew:
             raise PointsAuthError("ERR-REQUEST-EXPIRED", "The request has expired.", 401)
-        if not remember_request_id(partner, request_id):
-            raise PointsAuthError(
-                "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
-            )
         return secret
 
     def authenticate_header(self, request) -> str:

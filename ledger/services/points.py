@@ -4,12 +4,14 @@ confirmations."""
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.errors import CustomerNotFound
 from accounts.models import Customer
-from ledger import errors, events
+from ledger import errors, events, statements
 from ledger.models import PointTransaction
 from ledger.services._common import (
     _amount,
@@ -20,6 +22,8 @@ from ledger.services._common import (
     checked_signed_amount,
 )
 from loyalty.audit import audited
+from loyalty.db import Claim
+from loyalty.db import claim as db_claim
 from loyalty.errors import InvalidInput
 
 
@@ -110,15 +114,37 @@ def points_adjust(
 
 
 def point_deduct(
-    *, actor, channel: str, partner, customer: Customer, points: int, redemption_id: str
+    *,
+    actor,
+    channel: str,
+    partner,
+    points: int,
+    redemption_id: str,
+    customer: Customer | None = None,
+    address: str | None = None,
+    claim: Claim | None = None,
 ) -> PointTransaction:
-    """Deduct points for a redemption, at most once per (credential, redemption id).
+    """Deduct points for a redemption, at most once per (credential, redemption id), from
+    `customer`, or from the customer of the partner's primary merchant with the wallet
+    `address` (see `_deduct_by_address`, which also takes the `claim`).
 
     A refusal for insufficient points leaves no row, so the redemption id stays usable.
     """
     points = _amount("points", points)
     if not isinstance(redemption_id, str) or not 1 <= len(redemption_id) <= 100:
         raise InvalidInput("redemption_id", "must be a string of 1 to 100 characters")
+    if customer is None:
+        return _deduct_by_address(
+            actor=actor,
+            channel=channel,
+            partner=partner,
+            address=address,
+            points=points,
+            redemption_id=redemption_id,
+            claim=claim,
+        )
+    if claim is not None and not db_claim(claim):
+        raise errors.ClaimTaken()
 
     def existing() -> PointTransaction | None:
         return PointTransaction.objects.filter(
@@ -152,6 +178,96 @@ def point_deduct(
         if (original := existing()) is not None:
             raise errors.DuplicateRedemption(original) from exc
         raise
+
+
+def _deduct_by_address(
+    *,
+    actor,
+    channel: str,
+    partner,
+    address: str | None,
+    points: int,
+    redemption_id: str,
+    claim: Claim | None,
+) -> PointTransaction:
+    """`point_deduct` (inputs checked) for the customer of the partner's primary merchant
+    with this wallet address (case-insensitive), found by the deduction's own statement;
+    with `claim`, the claim row is inserted by it too and the deduction happens only if the
+    claim is new.
+
+    On PostgreSQL outside a transaction this is one statement in autocommit: a refusal for
+    insufficient points or an unknown address still commits the claim, and a duplicate
+    redemption (the statement fails on the UNIQUE constraint) inserts the claim alone
+    before it is refused. Raises ClaimTaken, CustomerNotFound, InsufficientPoints or
+    DuplicateRedemption.
+    """
+    wallet = (address or "").strip().lower()
+    if not wallet:  # customers without a wallet have none: never look them up by ""
+        if claim is not None and not db_claim(claim):
+            raise errors.ClaimTaken()
+        raise CustomerNotFound()
+    if not statements.available():  # the SQLite demo: the same steps through the ORM
+        if claim is not None and not db_claim(claim):
+            raise errors.ClaimTaken()
+        customer = Customer.objects.filter(
+            merchant_id=partner.primary_merchant_id, wallet_address=wallet
+        ).first()
+        if customer is None:
+            raise CustomerNotFound()
+        return point_deduct(  # the claim is spent already
+            actor=actor,
+            channel=channel,
+            partner=partner,
+            customer=customer,
+            points=points,
+            redemption_id=redemption_id,
+        )
+
+    def existing() -> PointTransaction | None:
+        return PointTransaction.objects.filter(
+            partner=partner, redemption_id=redemption_id, kind=PointTransaction.Kind.DEDUCT
+        ).first()
+
+    entry = PointTransaction(
+        partner=partner,
+        kind=PointTransaction.Kind.DEDUCT,
+        points=-points,
+        redemption_id=redemption_id,
+        partner_transaction_id=_new_reference("txn"),
+    )
+    try:
+        # A savepoint only inside a caller's transaction (an Idempotency-Key's): in
+        # autocommit a failed statement leaves nothing to roll back.
+        scope = transaction.atomic if transaction.get_connection().in_atomic_block else nullcontext
+        with scope(), audited(actor=actor, channel=channel, operation="point_deduct"):
+            moved = statements.move_found(
+                customers=Customer,
+                lookup={"merchant_id": partner.primary_merchant_id, "wallet_address": wallet},
+                column="points",
+                delta=-points,
+                entry=entry,
+                after="points_after",
+                claim=claim,
+            )
+    except IntegrityError as exc:
+        if claim is not None and not db_claim(claim):
+            raise errors.ClaimTaken() from exc
+        if (original := existing()) is not None:
+            raise errors.DuplicateRedemption(original) from exc
+        raise
+    if claim is not None and not claim.taken:
+        raise errors.ClaimTaken()
+    if moved.found is None:
+        raise CustomerNotFound()
+    if moved.entry is None:
+        if (original := existing()) is not None:
+            raise errors.DuplicateRedemption(original)
+        now = Customer.objects.filter(pk=moved.found).values_list("points", flat=True).first()
+        raise errors.InsufficientPoints(
+            f"User has {now} points, cannot deduct {points}.", points=now
+        )
+    moved.entry.customer = moved.customer
+    return moved.entry
 
 
 def point_deduction_revert(

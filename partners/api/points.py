@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from functools import cached_property
 
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -25,19 +26,27 @@ from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
+from accounts.errors import CustomerNotFound
 from accounts.selectors import customer_by_wallet_for_partner
 from ledger import errors as ledger_errors
 from ledger import services
 from ledger.models import PointTransaction
 from ledger.selectors import deduction_for_partner
 from loyalty.audit import Channel
+from loyalty.db import Claim, claim
 from loyalty.errors import DomainError
 from loyalty.http.problems import ProblemResponse, handled
+from loyalty.idempotency import HEADER as IDEMPOTENCY_HEADER
 from loyalty.idempotency import idempotent
 from partners import signing
 from partners.api.base import PartnerAPIView
 from partners.api.fields import ContractIntegerField, correction_reason, string
-from partners.authentication import HMACAuthentication, KnownCredentialRefusal, PointsAuthError
+from partners.authentication import (
+    HMACAuthentication,
+    KnownCredentialRefusal,
+    PointsAuthError,
+    request_claim,
+)
 from partners.identity import PartnerIdentity
 from partners.schema import IDEMPOTENCY_KEY, SIGNED_REQUEST
 
@@ -250,8 +259,49 @@ class PointsView(PartnerAPIView):
     authentication_classes = [HMACAuthentication]
     renderer_classes = [CanonicalJSONRenderer]
     family_exception_handler = points_exception_handler
+    # The view's move spends the request id in its own statement (see `spend_later`).
+    spends_in_move = False
+
+    @cached_property
+    def request_claim(self) -> Claim | None:
+        """The claim that spends this request's X-API-REQUEST (None before authentication
+        succeeded: a refused request spends nothing)."""
+        identity = getattr(self.request, "_auth", None)
+        if not isinstance(identity, PartnerIdentity) or not identity.request_id:
+            return None
+        return request_claim(identity.partner, identity.request_id)
+
+    def spend_later(self, request) -> bool:
+        """Whether the move's statement spends the request id: for a view that moves in one
+        statement, unless an Idempotency-Key puts the move inside a transaction that a
+        refusal rolls back (then the id is spent first, alone)."""
+        return self.spends_in_move and IDEMPOTENCY_HEADER not in request.headers
+
+    def spend_request_id(self) -> None:
+        """Spend the request id now, unless done; a replay is refused (409)."""
+        claim_ = self.request_claim
+        if claim_ is not None and claim_.taken is None:
+            claim(claim_)
+        if claim_ is not None and not claim_.taken:
+            raise PointsAuthError(
+                "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
+            )
+
+    def perform_authentication(self, request) -> None:
+        # The contract's last authentication check, the request id never seen, before the
+        # permission and throttle checks (a throttled request has spent its id too).
+        super().perform_authentication(request)
+        if not self.spend_later(request):
+            self.spend_request_id()
 
     def finalize_response(self, request, response, *args, **kwargs):
+        if self.request_claim is not None and self.request_claim.taken is None:
+            # Deferred to a move that did not run (the request was refused before it): the
+            # id is spent now, and a replay answers 409 instead (nothing was changed).
+            try:
+                self.spend_request_id()
+            except PointsAuthError as exc:
+                response = self.handle_exception(exc)
         response = super().finalize_response(request, response, *args, **kwargs)
         # Only an authenticated request is answered signed (request.auth would authenticate
         # again; `_auth` is what authentication found, None after a refusal).
@@ -304,6 +354,8 @@ class GetPointsView(PointsView):
 
 
 class DeductPointsView(PointsView):
+    spends_in_move = True
+
     @extend_schema(
         tags=["Points API"],
         request=DeductSerializer,
@@ -316,15 +368,25 @@ class DeductPointsView(PointsView):
     @idempotent
     def post(self, request):
         data = self.input(DeductSerializer)
-        customer = self.customer(data["address"])
-        txn = services.point_deduct(
-            actor=request.user,
-            channel=Channel.POINTS_API,
-            partner=self.partner,
-            customer=customer,
-            points=data["deductPoints"],
-            redemption_id=data["yggRedemptionId"],
-        )
+        # One statement finds the customer, spends the request id (unless spent already)
+        # and deducts (ledger.services.point_deduct).
+        pending = self.request_claim if self.request_claim.taken is None else None
+        try:
+            txn = services.point_deduct(
+                actor=request.user,
+                channel=Channel.POINTS_API,
+                partner=self.partner,
+                address=data["address"],
+                points=data["deductPoints"],
+                redemption_id=data["yggRedemptionId"],
+                claim=pending,
+            )
+        except ledger_errors.ClaimTaken:
+            raise PointsAuthError(
+                "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
+            ) from None
+        except CustomerNotFound:
+            raise PointsAPIError("ERR-USER-NOT-FOUND", "User not found.", 404) from None
         return Response({"success": True, "partnerTransactionId": txn.partner_transaction_id})
 
 

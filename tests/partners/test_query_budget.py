@@ -27,14 +27,23 @@ def statements(call) -> list[str]:
     return [q["sql"].split()[0] for q in captured.captured_queries]
 
 
-def test_deduct_needs_six_statements(points_api, customer):
+@pytest.mark.django_db(transaction=True)
+def test_deduct_needs_two_statements(points_api, customer):
     fund(customer, points=100)
     body = {"address": customer.wallet_address, "deductPoints": 1, "yggRedemptionId": "q-1"}
     sql = statements(lambda: points_api.post("/deduct-points-by-address", body))
-    # credential, request id, customer by address; in one transaction (a savepoint here)
-    # one statement (ledger.statements) updates the customer, inserts the deduction and both
-    # history rows
-    assert sql == ["SELECT", "INSERT", "SELECT", "SAVEPOINT", "WITH", "RELEASE"]
+    # the credential; then one statement in autocommit (ledger.statements.move_found): the
+    # request id, the customer by address, the customer's update, the deduction, both
+    # history rows and the event. No BEGIN, no COMMIT.
+    assert sql == ["SELECT", "WITH"]
+
+
+def test_deduct_inside_a_transaction_takes_a_savepoint(points_api, customer):
+    # Inside a caller's transaction (here the test's) a failing statement must not abort it.
+    fund(customer, points=100)
+    body = {"address": customer.wallet_address, "deductPoints": 1, "yggRedemptionId": "q-1"}
+    sql = statements(lambda: points_api.post("/deduct-points-by-address", body))
+    assert sql == ["SELECT", "SAVEPOINT", "WITH", "RELEASE"]
 
 
 def test_get_points_needs_three_statements(points_api, customer):
