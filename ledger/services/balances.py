@@ -8,7 +8,14 @@ from django.utils import timezone
 from accounts.models import Customer, Store
 from ledger import errors, events
 from ledger.models import BalanceUpdate
-from ledger.services._common import _amount, _append, _lock_customer, _reason, checked_signed_amount
+from ledger.services._common import (
+    _amount,
+    _append,
+    _lock_customer,
+    _one_statement,
+    _reason,
+    checked_signed_amount,
+)
 from loyalty.audit import audited
 from loyalty.errors import InvalidInput
 
@@ -52,7 +59,7 @@ def _balance_move(
         )
 
 
-@transaction.atomic
+@_one_statement
 def balance_credit(
     *, actor, channel: str, customer: Customer, store: Store | None, amount: int
 ) -> BalanceUpdate:
@@ -67,7 +74,7 @@ def balance_credit(
     )
 
 
-@transaction.atomic
+@_one_statement
 def balance_debit(
     *, actor, channel: str, customer: Customer, store: Store | None, amount: int
 ) -> BalanceUpdate:

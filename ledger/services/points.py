@@ -18,6 +18,7 @@ from ledger.services._common import (
     _append,
     _lock_customer,
     _new_reference,
+    _one_statement,
     _reason,
     checked_signed_amount,
 )
@@ -77,7 +78,7 @@ def _constraint_name(exc: IntegrityError) -> str:
     return getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) or str(exc)
 
 
-@transaction.atomic
+@_one_statement
 def points_credit(
     *, actor, channel: str, customer: Customer, points: int, reason: str = "", partner=None
 ) -> PointTransaction:
