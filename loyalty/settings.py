@@ -102,7 +102,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
-        conn_health_checks=True,
+        # Persistent connections (CONN_MAX_AGE) are checked by Django; pooled ones by the
+        # pool, below (Django's check would cost a round trip on every request).
+        conn_health_checks=not env_bool("DATABASE_POOL", False),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -118,6 +120,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
             "timeout": 10,
         }
+        # Django's backend, with the pool's health check of loyalty.pool_check: a connection
+        # is pinged before use only when it sat idle past DATABASE_POOL_CHECK_IDLE_SECONDS,
+        # so a dead one is still replaced and a busy one costs no round trip.
+        DATABASES["default"]["ENGINE"] = "loyalty.pooled_postgresql"
+DATABASE_POOL_CHECK_IDLE_SECONDS = float(os.environ.get("DATABASE_POOL_CHECK_IDLE_SECONDS") or 1)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
