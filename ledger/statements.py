@@ -41,7 +41,7 @@ from ledger import events
 from ledger.models import Event
 from loyalty import rows
 from loyalty.audit import UnattributedChange, current
-from loyalty.db import is_postgresql
+from loyalty.db import is_postgresql, prepared_cursor
 from loyalty.request_id import current_request_id
 
 # Historical fields filled from the audit context, not from the tracked row.
@@ -196,7 +196,7 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str, 
         ),
     }
     params += [event[key] for key in event_keys]
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

@@ -6,6 +6,7 @@ nothing and the CHECK and UNIQUE constraints, which both engines enforce, still 
 """
 
 from django.db import DEFAULT_DB_ALIAS, connections, migrations, models
+from django.db.backends.utils import CursorWrapper
 
 
 def is_postgresql(connection=None) -> bool:
@@ -15,6 +16,30 @@ def is_postgresql(connection=None) -> bool:
     if connection is None:
         connection = connections[DEFAULT_DB_ALIAS]
     return connection.vendor == "postgresql"
+
+
+def prepared_cursor(connection) -> CursorWrapper:
+    """A cursor whose statements PostgreSQL parses and plans once per connection.
+
+    Django binds parameters on the client (psycopg's ClientCursor, which never prepares): a
+    statement's text differs with every value, so PostgreSQL parses and plans it again each
+    time. For the hot paths' few fixed statements that planning is most of their cost (a
+    move's CTE: six tables). This cursor binds on the server, and psycopg prepares a
+    statement once the connection has run it `prepare_threshold` times (settings: DATABASES
+    OPTIONS; psycopg keeps the 100 most used per connection). Statements through it must
+    give each parameter a type PostgreSQL can infer (a column compared or assigned, or a
+    CAST). It goes through Django's wrappers, so query capture and `execute_wrapper` see it.
+    Elsewhere (SQLite) it is the ordinary cursor.
+    """
+    if not is_postgresql(connection):
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor  # psycopg 3 only
+
+    connection.ensure_connection()
+    raw = ServerBindingCursor(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
 
 
 class CoveringIndex(models.Index):

@@ -12,6 +12,8 @@ from functools import cache
 
 from django.db import connection, models
 
+from loyalty.db import prepared_cursor
+
 
 @cache
 def _readers(model: type[models.Model]):
@@ -63,7 +65,7 @@ def first(model: type[models.Model], **equals):
         field.get_db_prep_value(equals[key], connection)
         for key, field in zip(keys, prepare, strict=True)
     ]
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return None if row is None else instance(model, row)

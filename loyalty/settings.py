@@ -107,6 +107,9 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
+    # Server-side prepared statements for the hot paths' statements (loyalty.db.
+    # prepared_cursor; Django's own cursors bind on the client and never prepare).
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env_int("DATABASE_PREPARE_THRESHOLD", 2)
     if env_bool("DATABASE_POOL", False):
         # psycopg's pool; exclusive with persistent connections (CONN_MAX_AGE must be 0).
         DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -19,7 +19,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 
 from accounts.selectors import partner_merchant_ids
 from loyalty import rows
-from loyalty.db import is_postgresql
+from loyalty.db import is_postgresql, prepared_cursor
 from loyalty.http.body import json_body, raw_body
 from partners import credentials, signing
 from partners.identity import PartnerIdentity
@@ -58,7 +58,7 @@ def active_partner(column: str, value: str) -> PartnerIdentity | None:
             .first()
         )
         return None if partner is None else PartnerIdentity(partner, partner_merchant_ids(partner))
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(_partner_query(column), [value])
         row = cursor.fetchone()
     if row is None:
@@ -152,7 +152,7 @@ def remember_request_id(partner: Partner, request_id: str) -> bool:
     insufficient points) has still spent its id, as the contract wants.
     """
     table = connection.ops.quote_name(SignedRequestId._meta.db_table)
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(
             f"INSERT INTO {table} (partner_id, request_id, created) VALUES (%s, %s, %s) "  # noqa: S608
             "ON CONFLICT (partner_id, request_id) DO NOTHING",
