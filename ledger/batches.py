@@ -857,33 +857,46 @@ def run_due(*, chunk: int | None = None) -> int:
 
 
 def _apply_chunk(batch: CorrectionBatch, size: int) -> int:
-    """The next `size` ready rows in line order, each in its own transaction. With
-    BATCH_THREADS > 1 (PostgreSQL) they are split by customer over that many connections:
-    one customer's rows (so each subject's) still apply in line order on one of them, and
-    all of a chunk's rows end before the next chunk is read, so a subject's rows apply in
-    line order across chunks too; transactions of different connections commit together
-    (PostgreSQL's group commit shares the WAL flush)."""
-    rows = list(
-        CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY)
-        .order_by("line")
-        .only(*_APPLY_FIELDS)[:size]
-    )
-    if not rows:
-        _complete(batch)
-        return 1
-    targets = _load(batch.merchant_id, rows)
+    """Chunks of the next `size` ready rows in line order, each row in its own transaction,
+    for up to BATCH_STEP_SECONDS (at least one chunk). With BATCH_THREADS > 1 (PostgreSQL)
+    each chunk is split by customer over that many connections, kept for the whole step
+    (a connection's start and its statements' preparation are paid once a step, not once a
+    chunk): one customer's rows (so each subject's) still apply in line order on one of
+    them, and all of a chunk's rows end before the next chunk is read, so a subject's rows
+    apply in line order across chunks too; transactions of different connections commit
+    together (PostgreSQL's group commit shares the WAL flush)."""
     lanes = _lane_count("BATCH_THREADS", 1, own_blocks=0)
-    parts = _partition(rows, targets, lanes)
-    jobs = [partial(_apply_rows, batch, part, targets) for part in parts]
-    if len(jobs) == 1:
-        jobs[0]()
-    else:
-        with _Lanes(len(jobs)) as pool:
-            pool.run(jobs)
     pause = float(getattr(settings, "BATCH_PAUSE_SECONDS", 0) or 0)
-    if pause:
-        time.sleep(pause)
-    return len(rows)
+    deadline = time.monotonic() + float(getattr(settings, "BATCH_STEP_SECONDS", 0) or 0)
+    pool = _Lanes(lanes) if lanes > 1 else None
+    done = 0
+    try:
+        while True:
+            rows = list(
+                CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY)
+                .order_by("line")
+                .only(*_APPLY_FIELDS)[:size]
+            )
+            if not rows:
+                if done:
+                    return done  # the next step completes it
+                _complete(batch)
+                return 1
+            targets = _load(batch.merchant_id, rows)
+            parts = _partition(rows, targets, lanes)
+            jobs = [partial(_apply_rows, batch, part, targets) for part in parts]
+            if pool is None:
+                jobs[0]()
+            else:
+                pool.run(jobs)
+            done += len(rows)
+            if pause:
+                time.sleep(pause)
+            if len(rows) < size or time.monotonic() >= deadline:
+                return done
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 _APPLY_FIELDS = ("id", "line", "kind", "target_id", "amount", "reason")

@@ -263,7 +263,9 @@ BATCH_PAUSE_SECONDS = float(os.environ.get("BATCH_PAUSE_SECONDS") or 0)
 # split by customer; their commits share WAL flushes) and for an upload's preview
 # (bench/RESULTS-batches.md measured 1, 2, 4 and 8).
 BATCH_THREADS = env_int("BATCH_THREADS", 4)
-BATCH_PREVIEW_THREADS = env_int("BATCH_PREVIEW_THREADS", 2)
+BATCH_PREVIEW_THREADS = env_int("BATCH_PREVIEW_THREADS", 4)
+# A worker's round applies chunks for up to this long (at least one), on the same connections.
+BATCH_STEP_SECONDS = float(os.environ.get("BATCH_STEP_SECONDS") or 2)
 WEBHOOK_RETRY_SCHEDULE = os.environ.get(
     "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
 )
