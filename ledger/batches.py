@@ -2,18 +2,20 @@
 
 `create_batch` parses a CSV upload or JSON rows (a file that cannot be parsed is refused with
 its line and creates nothing), resolves every row's target within the batch's merchant,
-validates it, and previews it with the real services in rolled-back savepoints: each row's
-value before and after, cumulatively when a target appears twice. `apply_batch` submits the
+validates it, and previews it with the real services in rolled-back transactions: each
+row's value before and after, cumulatively when a target appears twice. `apply_batch` submits the
 batch to approvals as one correction of kind `batch` (its size: the sum of its ready rows'
 sizes); once it is `applying` (directly, or when its approval is approved) the worker's
 `run_due` applies its ready rows in line order, a chunk at a time, each row in its own
 transaction through the same service, the row marked in that same transaction.
 
-At most once, also across killed workers: a row moves from `ready` only in the transaction
-of its ledger move (under the row's lock, re-checked), so a transaction that dies takes its
-row's mark with it, and the next worker applies that row and no other twice. One worker works
-a batch at a time (a session advisory lock, freed by PostgreSQL when a killed worker's
-connection drops), so rows apply in line order as they were previewed.
+At most once, also across killed workers: a row moves from `ready` to `applied` only in the
+transaction of its ledger move (a conditional UPDATE after the move; a row no longer ready
+rolls the move back), so a transaction that dies takes its row's mark with it, and the next
+worker applies that row and no other twice. One worker works a batch at a time (a session
+advisory lock, freed by PostgreSQL when a killed worker's connection drops); its lanes
+(BATCH_THREADS connections) split each chunk by customer, so each subject's rows apply in
+line order as they were previewed.
 
 Constant memory for 100,000 rows: rows stream from the parser into the database a chunk at a
 time (targets resolved with one query per chunk and kind), and the preview reads them back a
