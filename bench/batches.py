@@ -139,7 +139,12 @@ def machine() -> str:
     )
 
 
+NOTES = "<!-- notes: kept by bench/batches.py -->"
+
+
 def write(path: Path, full: dict, traced: dict, started_on: str, commit: str) -> None:
+    from django.conf import settings
+
     rows = full["rows"]
     rate = full["applied"] / full["apply_seconds"]
     sampled = ""
@@ -153,14 +158,16 @@ def write(path: Path, full: dict, traced: dict, started_on: str, commit: str) ->
         f"Run on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC at commit {commit}; "
         f"{started_on}. PostgreSQL on the same machine. Command: `make bench-batches "
         f"BATCHES_ARGS='{' '.join(sys.argv[1:])}'`. The machine is shared with other jobs "
-        "and was loaded while this ran: the figures are what this run measured, not a best case.",
+        "(see the load average): the figures are what this run measured, not a best case.",
         "",
         f"Data: a merchant with {rows:,} customers; a CSV of {rows:,} rows "
         f"({full['csv_mib']:.1f} MiB; adjust_points and adjust_balance alternating, targets "
         "by member id and by email), uploaded through `ledger.batches.create_batch` (parse, "
-        "resolve, store, preview by the real services in rolled-back savepoints) and applied "
-        "by the worker's step `ledger.batches.run_due` in-process (chunks of "
-        f"{int(os.environ.get('BATCH_CHUNK', 500))} rows, each row its own transaction).",
+        "resolve, store, preview by the real services in rolled-back transactions on "
+        f"{settings.BATCH_PREVIEW_THREADS} connection(s)) and applied by the worker's step "
+        "`ledger.batches.run_due` in-process (chunks of "
+        f"{settings.BATCH_CHUNK} rows, each row its own transaction, on "
+        f"{settings.BATCH_THREADS} connection(s), rounds of {settings.BATCH_STEP_SECONDS:g} s).",
         "",
         "| measure | result | target |",
         "|---|---:|---|",
@@ -179,7 +186,11 @@ def write(path: Path, full: dict, traced: dict, started_on: str, commit: str) ->
         "include Django and the benchmark's own set-up (the process's high-water mark).",
         "",
     ]
-    path.write_text("\n".join(lines))
+    # Notes written by people below the marker survive a new run.
+    notes = ""
+    if path.exists() and NOTES in (old := path.read_text()):
+        notes = old[old.index(NOTES) :]
+    path.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
     print(path.read_text())
 
 

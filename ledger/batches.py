@@ -2,18 +2,20 @@
 
 `create_batch` parses a CSV upload or JSON rows (a file that cannot be parsed is refused with
 its line and creates nothing), resolves every row's target within the batch's merchant,
-validates it, and previews it with the real services in rolled-back savepoints: each row's
-value before and after, cumulatively when a target appears twice. `apply_batch` submits the
+validates it, and previews it with the real services in rolled-back transactions: each
+row's value before and after, cumulatively when a target appears twice. `apply_batch` submits the
 batch to approvals as one correction of kind `batch` (its size: the sum of its ready rows'
 sizes); once it is `applying` (directly, or when its approval is approved) the worker's
 `run_due` applies its ready rows in line order, a chunk at a time, each row in its own
 transaction through the same service, the row marked in that same transaction.
 
-At most once, also across killed workers: a row moves from `ready` only in the transaction
-of its ledger move (under the row's lock, re-checked), so a transaction that dies takes its
-row's mark with it, and the next worker applies that row and no other twice. One worker works
-a batch at a time (a session advisory lock, freed by PostgreSQL when a killed worker's
-connection drops), so rows apply in line order as they were previewed.
+At most once, also across killed workers: a row moves from `ready` to `applied` only in the
+transaction of its ledger move (a conditional UPDATE after the move; a row no longer ready
+rolls the move back), so a transaction that dies takes its row's mark with it, and the next
+worker applies that row and no other twice. One worker works a batch at a time (a session
+advisory lock, freed by PostgreSQL when a killed worker's connection drops); its lanes
+(BATCH_THREADS connections) split each chunk by customer, so each subject's rows apply in
+line order as they were previewed.
 
 Constant memory for 100,000 rows: rows stream from the parser into the database a chunk at a
 time (targets resolved with one query per chunk and kind), and the preview reads them back a
@@ -29,16 +31,21 @@ follow a row's life); the admin and the staff API import only its public names.
 from __future__ import annotations
 
 import codecs
+import contextvars
 import csv
 import logging
+import queue
 import re
+import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -396,6 +403,111 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+# --- lanes: several connections at once ------------------------------------------------------
+
+
+def _lane_count(name: str, default: int, *, own_blocks: int) -> int:
+    """How many connections a step may use at once (setting `name`): one unless the database
+    is PostgreSQL and the caller's transaction is the step's own (`own_blocks` atomic blocks
+    deep), since other connections see only committed rows (a caller's open transaction, a
+    test's, would be invisible to them)."""
+    wanted = int(getattr(settings, name, default) or 1)
+    if wanted <= 1 or not is_postgresql(connection):
+        return 1
+    if len(connection.atomic_blocks) != own_blocks:
+        return 1
+    return wanted
+
+
+class _Lanes:
+    """`count` threads, each with a Django connection of its own (closed when its thread
+    ends); `run` calls functions on them, each in a copy of the caller's context (audit,
+    request id), and answers their results in order (or raises the first error)."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"batch-lane-{i}", daemon=True)
+            for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                context, fn, future = job
+                try:
+                    future.set_result(context.run(fn))
+                except BaseException as exc:  # handed to the caller
+                    future.set_exception(exc)
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    def run(self, fns: list[Callable[[], object]]) -> list[object]:
+        futures = []
+        for fn in fns:
+            future: Future = Future()
+            self._jobs.put((contextvars.copy_context(), fn, future))
+            futures.append(future)
+        errors = [f.exception() for f in futures]  # waits for every one
+        for error in errors:
+            if error is not None:
+                raise error
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def __enter__(self) -> _Lanes:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _customer_of(row, targets: dict) -> int:
+    """The customer whose rows a row locks (every service locks its target's customer)."""
+    target = targets.get((_MODELS[row.kind], row.target_id))
+    if target is None:
+        return 0
+    return target.pk if isinstance(target, Customer) else target.customer_id
+
+
+def _partition(rows: list, targets: dict, count: int) -> list[list]:
+    """`rows` split into at most `count` lists by customer, each in the order given: one
+    customer's rows (so each of its subjects' rows) stay in order in one list, and two lists
+    never lock the same customer."""
+    if count <= 1:
+        return [rows]
+    parts: list[list] = [[] for _ in range(count)]
+    for row in rows:
+        parts[_customer_of(row, targets) % count].append(row)
+    return [part for part in parts if part]
+
+
+@contextmanager
+def _no_savepoints() -> Iterator[None]:
+    """Atomic blocks opened inside (the services' own) make no savepoint on this connection:
+    two round trips less per service call. A block that raises then leaves the transaction
+    to be rolled back (Django's needs_rollback): callers run this only where they roll back
+    an enclosing block of their own on any refusal (the preview's checkpoint, a row's
+    transaction)."""
+    features = connection.features
+    previous = vars(features).get("uses_savepoints")
+    features.uses_savepoints = False
+    try:
+        yield
+    finally:
+        if previous is None:
+            del features.uses_savepoints  # the class's value again
+        else:
+            features.uses_savepoints = previous
+
+
 # --- effect ----------------------------------------------------------------------------------
 
 
@@ -506,7 +618,30 @@ _PREVIEW_FIELDS = ("id", "line", "kind", "target_id", "amount", "reason", "subje
 def _preview(batch: CorrectionBatch, *, actor, channel: str) -> None:
     """Run every ready row through its service, chunk by chunk, each chunk rolled back; rows
     of one subject stay in one chunk, in line order, so a target named twice is previewed
-    cumulatively. Rows the service refuses become `invalid` with its refusal."""
+    cumulatively. Rows the service refuses become `invalid` with its refusal.
+
+    With BATCH_PREVIEW_THREADS > 1 (PostgreSQL, create_batch's own transaction), a chunk's
+    rows are split by customer over that many connections, each part in a rolled-back
+    transaction of its own (parts lock no customer in common); this thread, which alone sees
+    the batch's uncommitted rows, reads them and writes the results."""
+    lanes = _lane_count("BATCH_PREVIEW_THREADS", 1, own_blocks=1)
+    pool = _Lanes(lanes) if lanes > 1 else None
+    try:
+        for chunk in _preview_chunks(batch):
+            targets = _load(batch.merchant_id, chunk)
+            parts = _partition(chunk, targets, lanes)
+            jobs = [
+                partial(dry_run, partial(_try, part, targets, actor, channel)) for part in parts
+            ]
+            results = pool.run(jobs) if pool and len(jobs) > 1 else [job() for job in jobs]
+            _write([result for part in results for result in part])
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _preview_chunks(batch: CorrectionBatch) -> Iterator[list[CorrectionBatchRow]]:
+    """The ready rows by (subject, line), CHUNK at a time, never splitting a subject."""
     ready = CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY)
     position = None
     while True:
@@ -524,30 +659,58 @@ def _preview(batch: CorrectionBatch, *, actor, channel: str) -> None:
             .only(*_PREVIEW_FIELDS)
         )
         position = (chunk[-1].subject, chunk[-1].line)
-        targets = _load(batch.merchant_id, chunk)
-        results = dry_run(lambda chunk=chunk, targets=targets: _try(chunk, targets, actor, channel))
-        _write(results)
+        yield chunk
+
+
+class _Refused(Exception):
+    """A service refused a row inside a checkpoint without savepoints: redo the block."""
+
+
+# Rows previewed between two checkpoints (savepoints) without a savepoint per service call;
+# the block doubles while no row is refused, and a refusal redoes its block row by row.
+_BLOCK_MIN, _BLOCK_MAX = 8, 256
 
 
 def _try(chunk, targets, actor, channel) -> list[tuple]:
-    results = []
-    for row in chunk:
-        correction = corrections.BY_KIND[row.kind]
+    """Preview results of `chunk`, in a transaction the caller rolls back.
+
+    A block of rows runs under one checkpoint savepoint, its service calls without their
+    own; if any is refused, the block is rolled back to its checkpoint (whatever the refused
+    call had written goes with it) and run again with a savepoint per call, as before, so
+    every row is previewed on exactly the rows before it."""
+    results: list[tuple] = []
+    start, block = 0, _BLOCK_MIN
+    while start < len(chunk):
+        rows = chunk[start : start + block]
         try:
-            result = correction.apply(
-                actor=actor,
-                channel=channel,
-                target=targets[_MODELS[row.kind], row.target_id],
-                reason=row.reason,
-                amount=row.amount,
-            )
-        except (DomainError, IntegrityError) as exc:
-            code, message = _refusal(exc)
-            results.append((row.pk, RowStatus.INVALID, None, None, code, message, 0))
-            continue
-        before, after = _effect(row.kind, result, row.amount)
-        results.append((row.pk, RowStatus.READY, before, after, "", "", None))
+            with transaction.atomic(), _no_savepoints():
+                done = [_try_row(row, targets, actor, channel, strict=True) for row in rows]
+            block = min(block * 2, _BLOCK_MAX)
+        except _Refused:
+            done = [_try_row(row, targets, actor, channel, strict=False) for row in rows]
+            block = _BLOCK_MIN
+        results += done
+        start += len(rows)
     return results
+
+
+def _try_row(row, targets, actor, channel, *, strict: bool) -> tuple:
+    correction = corrections.BY_KIND[row.kind]
+    try:
+        result = correction.apply(
+            actor=actor,
+            channel=channel,
+            target=targets[_MODELS[row.kind], row.target_id],
+            reason=row.reason,
+            amount=row.amount,
+        )
+    except (DomainError, IntegrityError) as exc:
+        if strict:
+            raise _Refused() from exc
+        code, message = _refusal(exc)
+        return (row.pk, RowStatus.INVALID, None, None, code, message, 0)
+    before, after = _effect(row.kind, result, row.amount)
+    return (row.pk, RowStatus.READY, before, after, "", "", None)
 
 
 def _write(results: list[tuple]) -> None:
@@ -696,15 +859,52 @@ def run_due(*, chunk: int | None = None) -> int:
 
 
 def _apply_chunk(batch: CorrectionBatch, size: int) -> int:
-    rows = list(
-        CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY).order_by("line")[
-            :size
-        ]
-    )
-    if not rows:
-        _complete(batch)
-        return 1
-    targets = _load(batch.merchant_id, rows)
+    """Chunks of the next `size` ready rows in line order, each row in its own transaction,
+    for up to BATCH_STEP_SECONDS (at least one chunk). With BATCH_THREADS > 1 (PostgreSQL)
+    each chunk is split by customer over that many connections, kept for the whole step
+    (a connection's start and its statements' preparation are paid once a step, not once a
+    chunk): one customer's rows (so each subject's) still apply in line order on one of
+    them, and all of a chunk's rows end before the next chunk is read, so a subject's rows
+    apply in line order across chunks too; transactions of different connections commit
+    together (PostgreSQL's group commit shares the WAL flush)."""
+    lanes = _lane_count("BATCH_THREADS", 1, own_blocks=0)
+    pause = float(getattr(settings, "BATCH_PAUSE_SECONDS", 0) or 0)
+    deadline = time.monotonic() + float(getattr(settings, "BATCH_STEP_SECONDS", 0) or 0)
+    pool = _Lanes(lanes) if lanes > 1 else None
+    done = 0
+    try:
+        while True:
+            rows = list(
+                CorrectionBatchRow.objects.filter(batch=batch, status=RowStatus.READY)
+                .order_by("line")
+                .only(*_APPLY_FIELDS)[:size]
+            )
+            if not rows:
+                if done:
+                    return done  # the next step completes it
+                _complete(batch)
+                return 1
+            targets = _load(batch.merchant_id, rows)
+            parts = _partition(rows, targets, lanes)
+            jobs = [partial(_apply_rows, batch, part, targets) for part in parts]
+            if pool is None:
+                jobs[0]()
+            else:
+                pool.run(jobs)
+            done += len(rows)
+            if pause:
+                time.sleep(pause)
+            if len(rows) < size or time.monotonic() >= deadline:
+                return done
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+_APPLY_FIELDS = ("id", "line", "kind", "target_id", "amount", "reason")
+
+
+def _apply_rows(batch: CorrectionBatch, rows: list[CorrectionBatchRow], targets: dict) -> None:
     approval = batch.approval
     context = nullcontext()
     if approval is not None and approval.status == Approval.Status.APPROVED:
@@ -717,46 +917,68 @@ def _apply_chunk(batch: CorrectionBatch, size: int) -> int:
         for row in rows:
             with using_request_id(f"batch-{batch.pk}:{row.line}"):
                 _apply_row(batch, row, targets.get((_MODELS[row.kind], row.target_id)))
-    pause = float(getattr(settings, "BATCH_PAUSE_SECONDS", 0) or 0)
-    if pause:
-        time.sleep(pause)
-    return len(rows)
 
 
 def _row_table() -> str:
     return connection.ops.quote_name(CorrectionBatchRow._meta.db_table)
 
 
-@transaction.atomic
-def _apply_row(batch: CorrectionBatch, row: CorrectionBatchRow, target) -> None:
-    """One row, in its own transaction: applied (its mark committing with its ledger move) or
-    refused (nothing moved)."""
+def _mark(row: CorrectionBatchRow, status: str, **fields) -> bool:
+    """Mark a ready row `status` (with `fields`), in the current transaction; False when it
+    is no longer ready (another worker has it). One statement: the UPDATE takes the row's
+    lock and re-checks `ready` on the newest version when it had to wait."""
+    fields = {"status": status, "applied_at": timezone.now(), **fields}
+    meta, qn = CorrectionBatchRow._meta, connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{qn(field.column)} = %s" for field in columns)
+    params = [
+        f.get_db_prep_save(v, connection) for f, v in zip(columns, fields.values(), strict=True)
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT status FROM {_row_table()} WHERE id = %s FOR UPDATE",  # noqa: S608
-            [row.pk],
+            f"UPDATE {_row_table()} SET {assignments} "  # noqa: S608
+            "WHERE id = %s AND status = %s",
+            [*params, row.pk, RowStatus.READY],
         )
-        if cursor.fetchone()[0] != RowStatus.READY:
-            return  # another worker applied it meanwhile
-    fields = {"applied_at": timezone.now()}
-    try:
-        if target is None:
-            raise DomainError("The row's target no longer exists.")
-        result = corrections.BY_KIND[row.kind].apply(
-            actor=batch.created_by,
-            channel=batch.channel,
-            target=target,
-            reason=row.reason,
-            amount=row.amount,
-        )
-    except (DomainError, IntegrityError) as exc:
-        fields["status"] = RowStatus.REFUSED
-        fields["error_code"], fields["error"] = _refusal(exc)
+        return cursor.rowcount == 1
+
+
+def _apply_row(batch: CorrectionBatch, row: CorrectionBatchRow, target) -> None:
+    """One row, in its own transaction: applied (its mark committing with its ledger move) or
+    refused (nothing moved; the row marked in a transaction of its own).
+
+    The service runs first, without a savepoint (the row's transaction is its checkpoint),
+    and the row is marked `applied` only if it is still `ready`, in the same transaction: a
+    worker that finds it marked (it waited for the other's commit on the customer's lock,
+    then on the row's) rolls its move back. So a row applies at most once, and a killed
+    worker's transaction takes its move and its mark with it."""
+    refusal = None
+    if target is None:
+        refusal = _refusal(DomainError("The row's target no longer exists."))
     else:
-        before, after = _effect(row.kind, result, row.amount)
-        fields |= {"status": RowStatus.APPLIED, "before": before, "after": after}
-        fields["result_id"] = result.pk
-    CorrectionBatchRow.objects.filter(pk=row.pk).update(**fields)
+        with transaction.atomic():
+            try:
+                with _no_savepoints():
+                    result = corrections.BY_KIND[row.kind].apply(
+                        actor=batch.created_by,
+                        channel=batch.channel,
+                        target=target,
+                        reason=row.reason,
+                        amount=row.amount,
+                    )
+            except (DomainError, IntegrityError) as exc:
+                refusal = _refusal(exc)
+                transaction.set_rollback(True)  # whatever the refused call wrote
+            else:
+                before, after = _effect(row.kind, result, row.amount)
+                if not _mark(
+                    row, RowStatus.APPLIED, before=before, after=after, result_id=result.pk
+                ):
+                    transaction.set_rollback(True)  # applied by another worker meanwhile
+    if refusal is not None:
+        with transaction.atomic():
+            code, message = refusal
+            _mark(row, RowStatus.REFUSED, error_code=code, error=message)
 
 
 def _counts(batch: CorrectionBatch) -> dict[str, int]:

@@ -266,6 +266,13 @@ APPROVAL_TTL_SECONDS = env_int("APPROVAL_TTL_SECONDS", 259200)
 # pause after each chunk to spread a big batch's load (seconds; 0: none).
 BATCH_CHUNK = env_int("BATCH_CHUNK", 500)
 BATCH_PAUSE_SECONDS = float(os.environ.get("BATCH_PAUSE_SECONDS") or 0)
+# Connections at once (PostgreSQL; 1: none besides the caller's) for the worker's apply (rows
+# split by customer; their commits share WAL flushes) and for an upload's preview
+# (bench/RESULTS-batches.md measured 1, 2, 4 and 8).
+BATCH_THREADS = env_int("BATCH_THREADS", 4)
+BATCH_PREVIEW_THREADS = env_int("BATCH_PREVIEW_THREADS", 4)
+# A worker's round applies chunks for up to this long (at least one), on the same connections.
+BATCH_STEP_SECONDS = float(os.environ.get("BATCH_STEP_SECONDS") or 2)
 WEBHOOK_RETRY_SCHEDULE = os.environ.get(
     "WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"
 )
