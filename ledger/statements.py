@@ -27,6 +27,13 @@ The historical rows get the columns simple-history would write, derived from the
 models' fields (so a new model field needs no change here), attributed from the current
 `audited()` block like every other history row. `tests/ledger/test_statements.py` runs the
 ORM path and this one side by side and compares every column they leave.
+
+The Stamp API's add and remove (`lock_stamp`, then `move_stamp`) take two statements: the
+first locks the customer's row and the stamp, the second writes the count, its history row,
+the customer's event count and the event. A removal's partner daily cap is counted in the
+second, whose READ COMMITTED snapshot is taken after the stamp's lock, so concurrent removals
+cannot both pass it (the comment above `lock_stamp` has the argument;
+tests/ledger/test_stamp_statements.py compares both paths and races the cap).
 """
 
 # ruff: noqa: S608 (the SQL is built from models' _meta names; every value is a parameter)
@@ -40,8 +47,9 @@ from functools import cache
 from django.db import connection, models
 from django.utils import timezone
 
+from accounts.models import Customer
 from ledger import events
-from ledger.models import Event
+from ledger.models import Event, Stamp
 from loyalty import rows
 from loyalty.audit import UnattributedChange, current
 from loyalty.db import Claim, is_postgresql, prepared_cursor
@@ -318,3 +326,151 @@ def move_found(
         lookup=lookup,
         claim=claim,
     )
+
+
+# Stamp moves (the Stamp API's add and remove), in two statements on PostgreSQL.
+#
+# 1. `lock_stamp`: the customer's row (FOR NO KEY UPDATE: it holds `event_sequence`), then the
+#    stamp (FOR UPDATE), the order every move locks in; found by id, live, and (for a partner)
+#    of one of its merchants, so the Stamp API needs no look-up of its own before it. The
+#    service checks the locked row (inactive, out of period, redeemed, at 0, at max) in Python,
+#    with the ORM path's errors in the ORM path's order.
+# 2. `move_stamp`: one data-modifying CTE: the stamp's UPDATE, its history row, the customer's
+#    `event_sequence + 1` and the event. A removal's partner daily cap is a condition of that
+#    UPDATE: the count of today's corrections on the historical table must be under the cap.
+#
+# Why the cap is exact under concurrent removals: the count runs in statement 2, whose
+# snapshot (READ COMMITTED: one per statement) is taken after statement 1 has the stamp's row
+# lock. Every removal that held that lock before has committed (or rolled back) by then, so
+# its history row is in the snapshot; every removal after it waits in its own statement 1
+# until this transaction ends, then counts this one's row. One statement that both locked
+# and counted would not do: its snapshot predates the lock wait, and the re-check after the
+# wait (EvalPlanQual) re-reads only the locked row, not the history table, so two removals
+# could both count N < cap. tests/ledger/test_stamp_statements.py races 8 removals at cap 3.
+
+_BIGINT = (-(2**63), 2**63 - 1)
+
+
+@cache
+def _lock_stamp_sql(scoped: bool) -> str:
+    stamp_table = _qn(Stamp._meta.db_table)
+    customer_table = _qn(Customer._meta.db_table)
+    scope = f" AND s.{_qn('merchant_id')} = ANY(CAST(%s AS bigint[]))" if scoped else ""
+    return (
+        f"WITH customer AS (SELECT c.{_qn('id')} FROM {customer_table} c "
+        f"WHERE c.{_qn('id')} = (SELECT s.{_qn('customer_id')} FROM {stamp_table} s "
+        f"WHERE s.{_qn('id')} = %s AND s.{_qn('deleted_at')} IS NULL{scope}) "
+        "FOR NO KEY UPDATE) "
+        f"SELECT {', '.join(_qn(f.column) for f in Stamp._meta.concrete_fields)} "
+        f"FROM {stamp_table} WHERE {_qn('id')} = %s AND {_qn('deleted_at')} IS NULL "
+        f"AND {_qn('customer_id')} = (SELECT {_qn('id')} FROM customer) FOR UPDATE"
+    )
+
+
+def lock_stamp(stamp_id: int, merchant_ids=None) -> Stamp | None:
+    """Lock the live stamp `stamp_id` after its customer's row and return it, or None when
+    there is none (or none of `merchant_ids`, when given)."""
+    if not _BIGINT[0] <= stamp_id <= _BIGINT[1]:
+        return None  # as the ORM does: no row can hold it
+    params: list = [stamp_id]
+    if merchant_ids is not None:
+        params.append(sorted(merchant_ids))
+    params.append(stamp_id)
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(_lock_stamp_sql(merchant_ids is not None), params)
+        row = cursor.fetchone()
+    return None if row is None else rows.instance(Stamp, row)
+
+
+# The corrections the daily cap counts (ledger.services.stamps._corrections_today).
+STAMP_CORRECTIONS = ("stamp_remove", "stamp_set_count")
+
+
+def _stamp_event_insert() -> tuple[str, tuple[str, ...]]:
+    """`INSERT INTO <event> (...) SELECT ... FROM customer, stamp`: `events.stamp_data` in
+    SQL, merged with the approval's data; its parameter keys in order."""
+    columns, values, keys = [], [], []
+    from_row = {"merchant_id": "stamp.merchant_id", "customer_id": "customer.id"}
+    from_row["customer_sequence"] = "customer.event_sequence"
+    stamp_fields = ", ".join(
+        f"'{name}', stamp.{_qn(Stamp._meta.get_field(name).column)}" for name in events.STAMP_FIELDS
+    )
+    for field in Event._meta.concrete_fields:
+        if field.primary_key or field.attname == "txid":
+            continue
+        columns.append(_qn(field.column))
+        if field.attname in from_row:
+            values.append(from_row[field.attname])
+        elif field.attname == "data":
+            values.append(
+                f"jsonb_build_object('stamp', jsonb_build_object({stamp_fields}), "
+                "'count_before', CAST(%s AS integer)) || CAST(%s AS jsonb)"
+            )
+            keys += ["count_before", "extra_data"]
+        else:
+            values.append(_cast(field))
+            keys.append(field.attname)
+    sql = (
+        f"INSERT INTO {_qn(Event._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM customer, stamp"
+    )
+    return sql, tuple(keys)
+
+
+@cache
+def _move_stamp_sql(capped: bool):
+    stamp_table = _qn(Stamp._meta.db_table)
+    history = Stamp.history.model
+    count = _qn(Stamp._meta.get_field("count").column)
+    cap = ""
+    if capped:
+        operations = ", ".join(f"'{name}'" for name in STAMP_CORRECTIONS)
+        cap = (
+            f" AND (SELECT COUNT(*) FROM {_qn(history._meta.db_table)} h "
+            f"WHERE h.{_qn('id')} = %s AND h.{_qn('channel')} = %s "
+            f"AND h.{_qn('operation')} IN ({operations}) "
+            f"AND h.{_qn('history_date')} >= %s) < %s"
+        )
+    stamp_history, history_keys = _history_insert(Stamp, "stamp", "~")
+    event_insert, event_keys = _stamp_event_insert()
+    sequence = _qn(Customer._meta.get_field("event_sequence").column)
+    sql = (
+        f"WITH stamp AS (UPDATE {stamp_table} SET {count} = {count} + CAST(%s AS integer) "
+        f"WHERE {_qn('id')} = %s{cap} RETURNING *), "
+        f"customer AS (UPDATE {_qn(Customer._meta.db_table)} SET {sequence} = {sequence} + 1 "
+        f"WHERE {_qn('id')} = (SELECT {_qn('customer_id')} FROM stamp) "
+        f"RETURNING {_qn('id')}, {sequence}), "
+        f"stamp_history AS ({stamp_history}), "
+        f"event AS ({event_insert}) "
+        f"SELECT {', '.join('stamp.' + _qn(f.column) for f in Stamp._meta.concrete_fields)}, "
+        f"customer.{sequence} FROM stamp, customer"
+    )
+    return sql, history_keys, event_keys
+
+
+def move_stamp(*, stamp: Stamp, delta: int, daily_cap=None, since=None) -> Stamp | None:
+    """Add `delta` (+1, -1) to the count of `stamp`, which this transaction has locked
+    (`lock_stamp`), with its history row, the customer's event count and the event. With
+    `daily_cap`, only while fewer than that many corrections of this channel are recorded on
+    the stamp `since` (the start of today); None when the cap refused it (nothing written).
+    Call inside `audited()`; the count's CHECKs still bound it (0 to max_stamps)."""
+    sql, history_keys, event_keys = _move_stamp_sql(daily_cap is not None)
+    attribution = _attribution()
+    params: list = [delta, stamp.pk]
+    if daily_cap is not None:
+        params += [stamp.pk, attribution["channel"], since, daily_cap]
+    params += [attribution[key] for key in history_keys]
+    event = {
+        **events.attribution(),
+        "event_id": events.new_event_id(),
+        "created": attribution["history_date"],
+        "count_before": stamp.count,
+        "extra_data": json.dumps(events.approval_data()),
+    }
+    params += [event[key] for key in event_keys]
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return rows.instance(Stamp, row[:-1])

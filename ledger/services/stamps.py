@@ -8,8 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Customer
-from ledger import errors, events
+from ledger import errors, events, statements
 from ledger.models import Stamp, StampCard
+from ledger.selectors import stamp_for_partner
 from ledger.services._common import _reason, _start_of_today
 from loyalty.audit import audited
 from loyalty.errors import InvalidInput
@@ -88,9 +89,53 @@ def stamp_create(
     return stamp
 
 
+def _locked_for_move(stamp: Stamp | int, merchant_ids: frozenset[int] | None) -> Stamp:
+    """The stamp of an add or a remove, locked after its customer's row. `stamp` is the stamp
+    or its id; with `merchant_ids` (a partner's) a stamp of another merchant is not found, so
+    the Stamp API needs no look-up before this. On PostgreSQL one statement finds and locks
+    (ledger.statements.lock_stamp)."""
+    stamp_id = stamp if isinstance(stamp, int) else stamp.pk
+    if statements.available():
+        locked = statements.lock_stamp(stamp_id, merchant_ids)
+        if locked is None:
+            raise errors.StampNotFound()
+        return locked
+    if isinstance(stamp, int):
+        if merchant_ids is not None:
+            stamp = stamp_for_partner(merchant_ids, stamp_id)
+        else:
+            stamp = Stamp.objects.filter(pk=stamp_id, deleted_at__isnull=True).first()
+    elif merchant_ids is not None and stamp.merchant_id not in merchant_ids:
+        stamp = None
+    if stamp is None:
+        raise errors.StampNotFound()
+    return _lock_stamp(stamp)
+
+
+def _move(stamp: Stamp, delta: int, *, channel: str, daily_cap: int | None = None) -> Stamp:
+    """Save the locked `stamp`'s count moved by `delta`, and its event; inside `audited()`.
+    A removal's `daily_cap` is checked here (on PostgreSQL by the move's own statement)."""
+    if statements.available():
+        moved = statements.move_stamp(
+            stamp=stamp, delta=delta, daily_cap=daily_cap, since=_start_of_today()
+        )
+        if moved is None:
+            raise errors.CorrectionLimitReached()
+        return moved
+    if delta < 0:
+        _check_daily_cap(stamp, channel, daily_cap)
+    stamp.count += delta
+    stamp.save(update_fields=["count"])
+    _record(stamp, stamp.count - delta)
+    return stamp
+
+
 @transaction.atomic
-def stamp_add(*, actor, channel: str, stamp: Stamp) -> Stamp:
-    stamp = _lock_stamp(stamp)
+def stamp_add(
+    *, actor, channel: str, stamp: Stamp | int, merchant_ids: frozenset[int] | None = None
+) -> Stamp:
+    """Add one stamp. `stamp` may be its id; with `merchant_ids` it must be theirs."""
+    stamp = _locked_for_move(stamp, merchant_ids)
     today = timezone.localdate()
     if not stamp.active:
         raise errors.StampInactive()
@@ -100,11 +145,8 @@ def stamp_add(*, actor, channel: str, stamp: Stamp) -> Stamp:
         raise errors.RewardAlreadyRedeemed()
     if stamp.count >= stamp.max_stamps:
         raise errors.StampAtMax()
-    stamp.count += 1
     with audited(actor=actor, channel=channel, operation="stamp_add"):
-        stamp.save(update_fields=["count"])
-        _record(stamp, stamp.count - 1)
-    return stamp
+        return _move(stamp, +1, channel=channel)
 
 
 def _corrections_today(stamp: Stamp, channel: str) -> int:
@@ -124,19 +166,26 @@ def _check_daily_cap(stamp: Stamp, channel: str, daily_cap: int | None) -> None:
 
 @transaction.atomic
 def stamp_remove(
-    *, actor, channel: str, stamp: Stamp, reason: str = "", daily_cap: int | None = None
+    *,
+    actor,
+    channel: str,
+    stamp: Stamp | int,
+    reason: str = "",
+    daily_cap: int | None = None,
+    merchant_ids: frozenset[int] | None = None,
 ) -> Stamp:
-    """Take one stamp off (a correction). Never below 0; `daily_cap` limits partner calls."""
-    reason = _reason(channel, reason)
-    stamp = _lock_stamp(stamp)
+    """Take one stamp off (a correction). Never below 0; `daily_cap` limits partner calls.
+    `stamp` may be its id; with `merchant_ids` it must be theirs."""
+    if merchant_ids is None:
+        reason = _reason(channel, reason)
+    stamp = _locked_for_move(stamp, merchant_ids)
+    if merchant_ids is not None:
+        # A partner's unknown stamp is refused before its reason, as the API always did.
+        reason = _reason(channel, reason)
     if stamp.count == 0:
         raise errors.StampCountZero()
-    _check_daily_cap(stamp, channel, daily_cap)
-    stamp.count -= 1
     with audited(actor=actor, channel=channel, reason=reason, operation="stamp_remove"):
-        stamp.save(update_fields=["count"])
-        _record(stamp, stamp.count + 1)
-    return stamp
+        return _move(stamp, -1, channel=channel, daily_cap=daily_cap)
 
 
 def _checked_count(stamp: Stamp, count, channel: str, reason: str, daily_cap) -> str:

@@ -241,8 +241,13 @@ class StampAddView(StampView):
     )
     @idempotent
     def put(self, request):
-        stamp = self.stamp(self.input(StampIdxSerializer)["stampIdx"])
-        services.stamp_add(actor=request.user, channel=Channel.STAMP_API, stamp=stamp)
+        # The service finds the stamp among the partner's merchants as it locks it.
+        services.stamp_add(
+            actor=request.user,
+            channel=Channel.STAMP_API,
+            stamp=self.input(StampIdxSerializer)["stampIdx"],
+            merchant_ids=self.merchant_ids,
+        )
         return envelope()
 
 
@@ -257,13 +262,13 @@ class StampRemoveView(StampView):
     @idempotent
     def put(self, request):
         data = self.input(RemoveSerializer)
-        stamp = self.stamp(data["stampIdx"])
         services.stamp_remove(
             actor=request.user,
             channel=Channel.STAMP_API,
-            stamp=stamp,
+            stamp=data["stampIdx"],  # found among the partner's merchants as it is locked
             reason=data.get("reason", ""),
             daily_cap=settings.STAMP_REMOVALS_PER_STAMP_PER_DAY,
+            merchant_ids=self.merchant_ids,
         )
         return envelope()
 
