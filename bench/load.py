@@ -144,6 +144,8 @@ class Result:
     requests: int
     non_2xx: int
     errors: int
+    server_cpu_ms: float = 0.0  # per request
+    postgres_cpu_ms: float = 0.0
 
 
 def _ms(text: str) -> float:
@@ -192,6 +194,30 @@ def wrk(url: str, lines: list[str], seconds: int, name: str) -> Result:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         errors=sum(int(x) for x in errors.groups()) if errors else 0,
     )
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server_session: int) -> tuple[float, float]:
+    """CPU seconds used so far by the server's session (granian and its workers) and by every
+    PostgreSQL process (backends, WAL writer, checkpointer), from /proc."""
+    server = postgres = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+        if int(fields[3]) == server_session:  # the session id
+            server += used
+        elif comm.startswith("postgres"):
+            postgres += used
+    return server, postgres
 
 
 def start_server(port: int, workers: int, threads: int, pool: bool = True) -> subprocess.Popen:
@@ -298,13 +324,19 @@ def main() -> None:
                         args.seconds * per_second,
                         run=f"{int(time.time())}-{attempt}",
                     )
+                    before = cpu_seconds(server.pid)
                     result = wrk(base, lines, args.seconds, f"{scenario}-{endpoint}")
+                    after = cpu_seconds(server.pid)
+                    result.server_cpu_ms = (after[0] - before[0]) * 1000 / result.requests
+                    result.postgres_cpu_ms = (after[1] - before[1]) * 1000 / result.requests
                     ok = reconcile_ok()
                     runs.append((result, noop, ok))
                     print(
                         f"{scenario:7} {endpoint:7} {result.rps:8.1f} rps  p50 "
                         f"{result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  non-2xx "
-                        f"{result.non_2xx:5}  noop {noop.rps:8.1f} rps  ratio "
+                        f"{result.non_2xx:5}  cpu {result.server_cpu_ms:.2f}"
+                        f"+{result.postgres_cpu_ms:.2f} ms"
+                        f"  noop {noop.rps:8.1f} rps  ratio "
                         f"{result.rps / noop.rps:.2f}  reconcile {'ok' if ok else 'FAILED'}",
                         flush=True,
                     )
@@ -351,14 +383,19 @@ def write_results(path: Path, args, rows) -> None:
         f"Each row is the median of {args.repeat} run(s) by ratio; the last column gives the "
         "lowest and highest ratio of those runs.",
         "",
-        "| scenario | endpoint | req/s | p50 ms | p99 ms | non-2xx | no-op req/s | ratio "
-        "| reconcile | ratio range |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "Server CPU and PostgreSQL CPU are per request, read from /proc before and after the "
+        "run: the server's whole session (granian and its workers) and every PostgreSQL "
+        "process.",
+        "",
+        "| scenario | endpoint | req/s | p50 ms | p99 ms | non-2xx | server CPU ms | "
+        "PostgreSQL CPU ms | no-op req/s | ratio | reconcile | ratio range |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for scenario, endpoint, result, noop, ok, (low, high) in rows:
         lines.append(
             f"| {scenario} | `{LABELS[endpoint]}` | {result.rps:.0f} | {result.p50_ms:.1f} | "
-            f"{result.p99_ms:.1f} | {result.non_2xx} | {noop.rps:.0f} | "
+            f"{result.p99_ms:.1f} | {result.non_2xx} | {result.server_cpu_ms:.2f} | "
+            f"{result.postgres_cpu_ms:.2f} | {noop.rps:.0f} | "
             f"{result.rps / noop.rps:.2f} | {'ok' if ok else 'FAILED'} | {low:.2f}-{high:.2f} |"
         )
     if ("spread", "deduct") in by:
