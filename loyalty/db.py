@@ -5,6 +5,7 @@ The triggers are PostgreSQL-only; on SQLite (the zero-setup `make run`) the oper
 nothing and the CHECK and UNIQUE constraints, which both engines enforce, still hold.
 """
 
+import functools
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, migrations, models, transaction
@@ -20,28 +21,57 @@ def is_postgresql(connection=None) -> bool:
     return connection.vendor == "postgresql"
 
 
+@functools.lru_cache(maxsize=256)
+def numbered(sql: str) -> str:
+    """`sql` with its `%s` placeholders as PostgreSQL's `$1, $2, ...` (and `%%` as `%`)."""
+    parts = sql.split("%%")
+    count = 0
+    out = []
+    for part in parts:
+        pieces = part.split("%s")
+        text = pieces[0]
+        for piece in pieces[1:]:
+            count += 1
+            text += f"${count}" + piece
+        out.append(text)
+    return "%".join(out)
+
+
 def prepared_cursor(connection) -> CursorWrapper:
     """A cursor whose statements PostgreSQL parses and plans once per connection.
 
     Django binds parameters on the client (psycopg's ClientCursor, which never prepares): a
     statement's text differs with every value, so PostgreSQL parses and plans it again each
     time. For the hot paths' few fixed statements that planning is most of their cost (a
-    move's CTE: six tables). This cursor binds on the server, and psycopg prepares a
-    statement once the connection has run it `prepare_threshold` times (settings: DATABASES
-    OPTIONS; psycopg keeps the 100 most used per connection). Statements through it must
-    give each parameter a type PostgreSQL can infer (a column compared or assigned, or a
-    CAST). It goes through Django's wrappers, so query capture and `execute_wrapper` see it.
-    Elsewhere (SQLite) it is the ordinary cursor.
+    move's CTE: six tables). This cursor binds on the server (psycopg's RawCursor: the
+    `%s` placeholders become `$n` once per statement text, here, instead of psycopg's parse
+    on every call, which it caches only for statements under 4 KiB), and psycopg prepares
+    a statement once the connection has run it `prepare_threshold` times (settings:
+    DATABASES OPTIONS; psycopg keeps the 100 most used per connection). Statements through
+    it must give each parameter a type PostgreSQL can infer (a column compared or
+    assigned, or a CAST) and take their parameters as a sequence. It goes through Django's
+    wrappers, so query capture and `execute_wrapper` see it. Elsewhere (SQLite) it is the
+    ordinary cursor.
     """
     if not is_postgresql(connection):
         return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor  # psycopg 3 only
-
     connection.ensure_connection()
-    raw = ServerBindingCursor(connection.connection)
+    raw = _raw_cursor_class()(connection.connection)
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)
+
+
+@functools.cache
+def _raw_cursor_class():
+    import psycopg  # PostgreSQL only
+    from django.db.backends.postgresql.base import CursorMixin
+
+    class NumberedRawCursor(CursorMixin, psycopg.RawCursor):
+        def execute(self, query, params=None, **kwargs):
+            return super().execute(numbered(query), params, **kwargs)
+
+    return NumberedRawCursor
 
 
 @dataclass
