@@ -197,6 +197,7 @@ def wrk(url: str, lines: list[str], seconds: int, name: str) -> Result:
 
 
 TICK = os.sysconf("SC_CLK_TCK")
+NOTES_MARKER = "<!-- bench/load.py keeps everything below this line -->"
 
 
 def cpu_seconds(server_session: int) -> tuple[float, float]:
@@ -415,7 +416,11 @@ def write_results(path: Path, args, rows) -> None:
                 f"- hot >= 0.5 x spread: **{hot.rps / spread.rps:.2f}** "
                 f"({'met' if hot.rps / spread.rps >= 0.5 else 'MISSED'})"
             )
-    path.write_text("\n".join(lines) + "\n")
+    # The sections below the marker (other runs, written by people) survive a new run.
+    kept = ""
+    if path.exists() and NOTES_MARKER in path.read_text():
+        kept = path.read_text().split(NOTES_MARKER, 1)[1]
+    path.write_text("\n".join(lines) + "\n\n" + NOTES_MARKER + kept)
     print(f"wrote {path}")
 
 

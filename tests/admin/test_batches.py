@@ -267,6 +267,7 @@ def test_a_held_batch_links_its_approval_request(support_client, merchant, peopl
 
 def test_the_progress_endpoint_counts_while_applying(support_client, merchant, people, settings):
     settings.BATCH_CHUNK = 1
+    settings.BATCH_STEP_SECONDS = 0  # one chunk per worker step, so the count is seen midway
     upload(support_client, merchant)
     batch = CorrectionBatch.objects.get()
     url = f"{CHANGELIST}{batch.pk}/progress.json"
