@@ -7,16 +7,32 @@ APIs pass the merchant ids their authentication read with the credential
 
 from __future__ import annotations
 
+from functools import cache
+
+from django.db import connection
 from django.db.models import Q
 
 from accounts.errors import AmbiguousCustomer
 from accounts.models import Customer, Store
 from loyalty import rows
+from loyalty.db import is_postgresql, prepared_cursor
 
 
 def partner_merchant_ids(partner) -> frozenset[int]:
     """The merchants a partner may act on."""
     return frozenset(partner.merchants.values_list("id", flat=True))
+
+
+@cache
+def _customer_by_user_sql() -> str:
+    qn = connection.ops.quote_name
+    column = {name: qn(Customer._meta.get_field(name).column) for name in ("merchant", "email")}
+    member = qn(Customer._meta.get_field("member_id").column)
+    fields = ", ".join(qn(f.column) for f in Customer._meta.concrete_fields)
+    return (
+        f"SELECT {fields} FROM {qn(Customer._meta.db_table)} "  # noqa: S608 (names from _meta)
+        f"WHERE {column['merchant']} = %s AND ({column['email']} = %s OR {member} = %s) LIMIT 2"
+    )
 
 
 def customer_for_partner(
@@ -33,11 +49,17 @@ def customer_for_partner(
     """
     if merchant_id not in merchant_ids or not user:
         return None
-    matches = list(
-        Customer.objects.filter(
-            Q(email=user.strip().lower()) | Q(member_id=user.strip()), merchant_id=merchant_id
-        ).select_related(None)[:2]
-    )
+    email, member_id = user.strip().lower(), user.strip()
+    if is_postgresql(connection):  # the Balance API's hot path: no query compiler
+        with prepared_cursor(connection) as cursor:
+            cursor.execute(_customer_by_user_sql(), [merchant_id, email, member_id])
+            matches = [rows.instance(Customer, row) for row in cursor.fetchall()]
+    else:
+        matches = list(
+            Customer.objects.filter(
+                Q(email=email) | Q(member_id=member_id), merchant_id=merchant_id
+            ).select_related(None)[:2]
+        )
     if len(matches) > 1:
         raise AmbiguousCustomer()
     return matches[0] if matches else None
@@ -53,4 +75,5 @@ def customer_by_wallet_for_partner(partner, address: str) -> Customer | None:
 
 
 def store_for_partner(merchant_ids: frozenset[int], store_id: int) -> Store | None:
-    return Store.objects.filter(pk=store_id, merchant_id__in=merchant_ids).first()
+    store = rows.first(Store, id=store_id)  # by primary key, without the query compiler
+    return store if store is not None and store.merchant_id in merchant_ids else None
