@@ -125,6 +125,11 @@ def points_exception_handler(exc, context) -> Response:
     return ProblemResponse(body, status=status)
 
 
+def replayed() -> PointsAuthError:
+    """The refusal of an X-API-REQUEST used before (the contract's last signature check)."""
+    return PointsAuthError("ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409)
+
+
 class CanonicalJSONRenderer(BaseRenderer):
     """Renders exactly the canonical JSON that the response signature covers."""
 
@@ -283,9 +288,7 @@ class PointsView(PartnerAPIView):
         if claim_ is not None and claim_.taken is None:
             claim(claim_)
         if claim_ is not None and not claim_.taken:
-            raise PointsAuthError(
-                "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
-            )
+            raise replayed()
 
     def perform_authentication(self, request) -> None:
         # The contract's last authentication check, the request id never seen, before the
@@ -382,9 +385,7 @@ class DeductPointsView(PointsView):
                 claim=pending,
             )
         except ledger_errors.ClaimTaken:
-            raise PointsAuthError(
-                "ERR-DUPLICATE-REQUEST", "This X-API-REQUEST was already used.", 409
-            ) from None
+            raise replayed() from None
         except CustomerNotFound:
             raise PointsAPIError("ERR-USER-NOT-FOUND", "User not found.", 404) from None
         return Response({"success": True, "partnerTransactionId": txn.partner_transaction_id})
