@@ -201,27 +201,41 @@ _EVENT_FROM_CUSTOMER = {
 }
 
 
-def _event_insert(model) -> tuple[str, tuple[str, ...]]:
-    """`INSERT INTO <event> (...) SELECT ... FROM customer, entry` and its parameter keys."""
+def _event_row(
+    from_row: dict[str, str], data_sql: str, data_keys: tuple[str, ...], sources: str
+) -> tuple[str, tuple[str, ...]]:
+    """`INSERT INTO <event> (...) SELECT ... FROM <sources>` and its parameter keys in order:
+    columns in `from_row` from the moved rows (SQL expressions), `data` as `data_sql` (whose
+    parameters are `data_keys`), `txid` by the table's trigger, the rest parameters."""
     columns, values, keys = [], [], []
     for field in Event._meta.concrete_fields:
         if field.primary_key or field.attname == "txid":
             continue
         columns.append(_qn(field.column))
-        if field.attname in _EVENT_FROM_CUSTOMER:
-            values.append(f"customer.{_qn(_EVENT_FROM_CUSTOMER[field.attname])}")
+        if field.attname in from_row:
+            values.append(from_row[field.attname])
         elif field.attname == "data":
-            # `original` (a revert's deduction) comes from Python as a jsonb object.
-            values.append(f"{events.entry_sql(model, 'entry', 'customer')} || CAST(%s AS jsonb)")
-            keys.append("extra_data")
+            values.append(data_sql)
+            keys += data_keys
         else:
             values.append(_cast(field))
             keys.append(field.attname)
     sql = (
         f"INSERT INTO {_qn(Event._meta.db_table)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM customer, entry"
+        f"SELECT {', '.join(values)} FROM {sources}"
     )
     return sql, tuple(keys)
+
+
+def _event_insert(model) -> tuple[str, tuple[str, ...]]:
+    """`INSERT INTO <event> (...) SELECT ... FROM customer, entry` and its parameter keys;
+    `original` (a revert's deduction) comes from Python as a jsonb object."""
+    return _event_row(
+        {name: f"customer.{_qn(column)}" for name, column in _EVENT_FROM_CUSTOMER.items()},
+        f"{events.entry_sql(model, 'entry', 'customer')} || CAST(%s AS jsonb)",
+        ("extra_data",),
+        "customer, entry",
+    )
 
 
 @dataclass(frozen=True)
@@ -389,32 +403,20 @@ STAMP_CORRECTIONS = ("stamp_remove", "stamp_set_count")
 def _stamp_event_insert() -> tuple[str, tuple[str, ...]]:
     """`INSERT INTO <event> (...) SELECT ... FROM customer, stamp`: `events.stamp_data` in
     SQL, merged with the approval's data; its parameter keys in order."""
-    columns, values, keys = [], [], []
-    from_row = {"merchant_id": "stamp.merchant_id", "customer_id": "customer.id"}
-    from_row["customer_sequence"] = "customer.event_sequence"
     stamp_fields = ", ".join(
         f"'{name}', stamp.{_qn(Stamp._meta.get_field(name).column)}" for name in events.STAMP_FIELDS
     )
-    for field in Event._meta.concrete_fields:
-        if field.primary_key or field.attname == "txid":
-            continue
-        columns.append(_qn(field.column))
-        if field.attname in from_row:
-            values.append(from_row[field.attname])
-        elif field.attname == "data":
-            values.append(
-                f"jsonb_build_object('stamp', jsonb_build_object({stamp_fields}), "
-                "'count_before', CAST(%s AS integer)) || CAST(%s AS jsonb)"
-            )
-            keys += ["count_before", "extra_data"]
-        else:
-            values.append(_cast(field))
-            keys.append(field.attname)
-    sql = (
-        f"INSERT INTO {_qn(Event._meta.db_table)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(values)} FROM customer, stamp"
+    return _event_row(
+        {
+            "merchant_id": "stamp.merchant_id",
+            "customer_id": "customer.id",
+            "customer_sequence": "customer.event_sequence",
+        },
+        f"jsonb_build_object('stamp', jsonb_build_object({stamp_fields}), "
+        "'count_before', CAST(%s AS integer)) || CAST(%s AS jsonb)",
+        ("count_before", "extra_data"),
+        "customer, stamp",
     )
-    return sql, tuple(keys)
 
 
 @cache
