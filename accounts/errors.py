@@ -13,6 +13,12 @@ class StoreNotFound(NotFound):
     message = "Store not found."
 
 
+class StoreOfAnotherMerchant(DomainError):
+    code = "invalid_store"
+    kind = "invalid"
+    message = "The store does not belong to the merchant."
+
+
 class CustomerNotFound(NotFound):
     code = "customer_not_found"
     message = "Customer not found."

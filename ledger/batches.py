@@ -10,12 +10,16 @@ sizes); once it is `applying` (directly, or when its approval is approved) the w
 transaction through the same service, the row marked in that same transaction.
 
 At most once, also across killed workers: a row moves from `ready` to `applied` only in the
-transaction of its ledger move (a conditional UPDATE after the move; a row no longer ready
-rolls the move back), so a transaction that dies takes its row's mark with it, and the next
-worker applies that row and no other twice. One worker works a batch at a time (a session
-advisory lock, freed by PostgreSQL when a killed worker's connection drops); its lanes
-(BATCH_THREADS connections) split each chunk by customer, so each subject's rows apply in
-line order as they were previewed.
+transaction of its ledger move, so a transaction that dies takes its row's mark with it, and
+the next worker applies that row and no other twice. An adjustment's row is settled by its
+move's own statement (ledger.statements.Settle: the row locked if still ready, the move, the
+mark; one round trip, its own transaction in autocommit); the other kinds' services take
+several statements, and their row is marked by a conditional UPDATE after the move in the
+row's transaction (a row no longer ready rolls the move back).
+
+One worker works a batch at a time (a session advisory lock, freed by PostgreSQL when a killed
+worker's connection drops); its lanes (BATCH_THREADS connections) split each chunk by
+customer, so each subject's rows apply in line order as they were previewed.
 
 Constant memory for 100,000 rows: rows stream from the parser into the database a chunk at a
 time (targets resolved with one query per chunk and kind), and the preview reads them back a
@@ -50,7 +54,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.models import Customer
-from ledger import approvals, corrections, events
+from ledger import approvals, corrections, events, statements
+from ledger.errors import ClaimTaken
 from ledger.models import (
     Approval,
     BalanceUpdate,
@@ -945,7 +950,8 @@ def _mark(row: CorrectionBatchRow, status: str, **fields) -> bool:
 
 def _apply_row(batch: CorrectionBatch, row: CorrectionBatchRow, target) -> None:
     """One row, in its own transaction: applied (its mark committing with its ledger move) or
-    refused (nothing moved; the row marked in a transaction of its own).
+    refused (nothing moved; the row marked in a transaction of its own). Adjustments on
+    PostgreSQL outside a caller's transaction: `_apply_settled`, one statement. The others:
 
     The service runs first, without a savepoint (the row's transaction is its checkpoint),
     and the row is marked `applied` only if it is still `ready`, in the same transaction: a
@@ -953,8 +959,11 @@ def _apply_row(batch: CorrectionBatch, row: CorrectionBatchRow, target) -> None:
     then on the row's) rolls its move back. So a row applies at most once, and a killed
     worker's transaction takes its move and its mark with it."""
     refusal = None
+    correction = corrections.BY_KIND[row.kind]
     if target is None:
         refusal = _refusal(DomainError("The row's target no longer exists."))
+    elif correction.settles and statements.available() and not connection.in_atomic_block:
+        refusal = _apply_settled(batch, row, target, correction)
     else:
         with transaction.atomic():
             try:
@@ -979,6 +988,37 @@ def _apply_row(batch: CorrectionBatch, row: CorrectionBatchRow, target) -> None:
         with transaction.atomic():
             code, message = refusal
             _mark(row, RowStatus.REFUSED, error_code=code, error=message)
+
+
+def _apply_settled(batch, row, target, correction) -> tuple[str, str] | None:
+    """A row whose service is one statement (the adjustments), in one round trip: that
+    statement locks the row if it is still `ready`, moves, and marks it `applied` with the
+    move's before, after and new entry (ledger.statements.Settle); in autocommit it is the
+    row's transaction. Answers the refusal to record, if the service refused a row that was
+    still ready (None: applied, or no longer ready: another worker has it)."""
+    settle = statements.Settle(
+        CorrectionBatchRow,
+        row.pk,
+        expect={"status": RowStatus.READY},
+        values={"status": RowStatus.APPLIED, "applied_at": timezone.now()},
+        before="before",
+        after="after",
+        entry="result_id",
+    )
+    try:
+        correction.apply(
+            actor=batch.created_by,
+            channel=batch.channel,
+            target=target,
+            reason=row.reason,
+            amount=row.amount,
+            settle=settle,
+        )
+    except ClaimTaken:
+        return None  # not ready any more: settled (or refused) by another worker
+    except (DomainError, IntegrityError) as exc:
+        return _refusal(exc)  # nothing moved; the refused mark re-checks `ready`
+    return None
 
 
 def _counts(batch: CorrectionBatch) -> dict[str, int]:

@@ -40,6 +40,9 @@ class Correction:
     takes_amount: bool = False
     # The service answers a new ledger row (the revert, the adjustment), not the target.
     creates: bool = False
+    # The service is one statement on PostgreSQL and takes `settle` (ledger.statements.Settle):
+    # a row settled by that statement (ledger.batches: a batch row with its move).
+    settles: bool = False
 
     @property
     def operation(self) -> str:
@@ -50,11 +53,18 @@ class Correction:
     def codename(self) -> str:
         return self.permission.split(".", 1)[1]
 
-    def apply(self, *, actor, channel: str, target: Model, reason: str, amount: int | None = None):
+    def apply(
+        self, *, actor, channel: str, target: Model, reason: str, amount: int | None = None,
+        settle=None,
+    ):  # fmt: skip
         """Run the service on `target`; answers what the service answers (see `creates`)."""
         arguments = {self.target_arg: target, "reason": reason}
         if self.takes_amount:
             arguments["amount"] = amount
+        if settle is not None:
+            if not self.settles:
+                raise TypeError(f"{self.kind} settles no row")
+            arguments["settle"] = settle
         return self.service(actor=actor, channel=channel, **arguments)
 
 
@@ -127,6 +137,7 @@ CORRECTIONS: tuple[Correction, ...] = (
         size=lambda customer, amount: abs(amount),
         takes_amount=True,
         creates=True,
+        settles=True,
     ),
     Correction(
         kind="adjust_points",
@@ -141,6 +152,7 @@ CORRECTIONS: tuple[Correction, ...] = (
         size=lambda customer, amount: abs(amount),
         takes_amount=True,
         creates=True,
+        settles=True,
     ),
 )
 BY_KIND: dict[str, Correction] = {c.kind: c for c in CORRECTIONS}

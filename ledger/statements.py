@@ -44,7 +44,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.utils import timezone
 
 from accounts.models import Customer
@@ -126,14 +126,22 @@ _FROM_CUSTOMER = {"customer_id": "id", "merchant_id": "merchant_id"}
 
 
 @cache
-def _move_sql(model, customers, column: str, after: str, lookup=(), claim=None):
+def _move_sql(
+    model, customers, column: str, after: str, lookup=(), claim=None, settle=None, either=(),
+    guard=None,
+):  # fmt: skip
     """The statement of `move` for one kind of entry, and the fields whose values it takes.
 
     The customer is `id = %s`, or with `lookup` (column names) the first whose columns equal
     the values given; with `claim` (a model), the claim row is inserted first and the move
     happens only if it was new. One row comes back in every case: whether the claim was
     new, the customer found, then the entry's columns and the moved customer's (NULL when
-    nothing moved)."""
+    nothing moved). With `settle` (a `Settle.shape()`), the settled row is locked first
+    (`hold`) and the move happens only if it matched; `settled` then writes it, last.
+    With `either` (column names), the look-up also needs one of those columns equal to its
+    value, and the move happens only if exactly one customer matches (`matches`: how many,
+    up to 2). With `guard` (a model and a field), that model's row by primary key must hold
+    the value given in that field for the move to happen (`guard`: the value it holds)."""
     qn = _qn
     table, pk = qn(customers._meta.db_table), qn(customers._meta.pk.column)
     entry_fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -159,18 +167,43 @@ def _move_sql(model, customers, column: str, after: str, lookup=(), claim=None):
             f"VALUES ({', '.join(_cast(f) for f in fields)}) ON CONFLICT DO NOTHING RETURNING 1)"
         )
         claimed = "EXISTS (SELECT 1 FROM claim)"
+    if settle is not None:
+        ctes.append(_hold_sql(settle))
+        claimed = "EXISTS (SELECT 1 FROM hold)"
+    guarded, guard_value = "", "CAST(NULL AS bigint)"
+    if guard is not None:
+        guard_model, guard_field = guard[0], guard[0]._meta.get_field(guard[1])
+        ctes.append(
+            f"guard AS (SELECT {qn(guard_field.column)} AS value "
+            f"FROM {qn(guard_model._meta.db_table)} "
+            f"WHERE {qn(guard_model._meta.pk.column)} = CAST(%s AS bigint))"
+        )
+        guard_value = "(SELECT value FROM guard)"
+        guarded = f" AND {guard_value} = {_cast(guard_field)}"
+    matches = "CAST(NULL AS bigint)"
     if lookup:
         where = " AND ".join(
             f"{qn(customers._meta.get_field(name).column)} = %s" for name in lookup
         )
-        ctes.append(f"target AS (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1)")
-        which, found = f"(SELECT {pk} FROM target)", f"(SELECT {pk} FROM target)"
+        if either:
+            any_of = " OR ".join(
+                f"{qn(customers._meta.get_field(name).column)} = %s" for name in either
+            )
+            ctes.append(
+                f"target AS (SELECT {pk} FROM {table} WHERE {where} AND ({any_of}) "
+                f"ORDER BY {pk} LIMIT 2)"
+            )
+            matches = "(SELECT COUNT(*) FROM target)"
+            which = found = f"(SELECT {pk} FROM target WHERE {matches} = 1)"
+        else:
+            ctes.append(f"target AS (SELECT {pk} FROM {table} WHERE {where} ORDER BY {pk} LIMIT 1)")
+            which, found = f"(SELECT {pk} FROM target)", f"(SELECT {pk} FROM target)"
     else:
         which, found = "%s", "CAST(NULL AS bigint)"
     ctes += [
         f"customer AS (UPDATE {table} "
         f"SET {column_sql} = {column_sql} + %s, {sequence} = {sequence} + 1 "
-        f"WHERE {pk} = {which} AND {column_sql} + %s >= 0 AND {claimed} RETURNING *)",
+        f"WHERE {pk} = {which} AND {column_sql} + %s >= 0 AND {claimed}{guarded} RETURNING *)",
         f"entry AS (INSERT INTO {qn(model._meta.db_table)} "
         f"({', '.join(qn(f.column) for f in entry_fields)}) "
         f"SELECT {', '.join(insert_values)} FROM customer RETURNING *)",
@@ -178,11 +211,13 @@ def _move_sql(model, customers, column: str, after: str, lookup=(), claim=None):
         f"entry_history AS ({entry_history})",
         f"event AS ({event_insert})",
     ]
+    if settle is not None:
+        ctes.append(_settled_sql(settle, column, model._meta.pk.column))
     returned = [f"entry.{qn(f.column)}" for f in model._meta.concrete_fields]
     returned += [f"customer.{qn(f.column)}" for f in customers._meta.concrete_fields]
     sql = (
         f"WITH {', '.join(ctes)} "
-        f"SELECT {claimed}, {found}, {', '.join(returned)} "
+        f"SELECT {claimed}, {found}, {matches}, {guard_value}, {', '.join(returned)} "
         "FROM (SELECT 1) AS one LEFT JOIN entry ON TRUE LEFT JOIN customer ON TRUE"
     )
     inserted = tuple(
@@ -190,6 +225,76 @@ def _move_sql(model, customers, column: str, after: str, lookup=(), claim=None):
     )
     claim_fields = () if claim is None else tuple(fields)
     return sql, inserted, customer_keys + entry_keys, event_keys, claim_fields
+
+
+@dataclass
+class Settle:
+    """A row that a move's statement settles with the move, in the same statement (so in one
+    round trip, and in autocommit one transaction): the row of `model` with primary key `pk`
+    is locked first (FOR UPDATE) if its fields equal `expect`, the move happens only then,
+    and the same statement sets the row's fields `values` and, from the move, the fields
+    named by `before` and `after` (the moved column's value before and after) and `entry`
+    (the saved entry's primary key). `taken`: True the row matched (it is settled iff the
+    move happened), False it did not (nothing moved), None not tried yet.
+
+    A row that another transaction changes meanwhile is re-read after its lock (READ
+    COMMITTED re-checks `expect` on the newest version), so two statements settling one
+    row move once. ledger.batches settles a batch row with its ledger move this way."""
+
+    model: type[models.Model]
+    pk: int
+    expect: dict  # attname -> value the row must hold
+    values: dict  # attname -> value it gets
+    before: str
+    after: str
+    entry: str
+    taken: bool | None = None
+
+    def shape(self) -> tuple:
+        """What the statement's text depends on (its cache key)."""
+        return (self.model, tuple(self.expect), tuple(self.values), self.before, self.after,
+                self.entry)  # fmt: skip
+
+    def params(self, delta: int) -> tuple[list, list]:
+        """The parameters of `hold` and of `settled`, in the order of `_settle_fields`."""
+        expect, values = _settle_fields(self.shape())
+        hold = [self.pk] + [f.get_db_prep_save(self.expect[f.attname], connection) for f in expect]
+        settled = [f.get_db_prep_save(self.values[f.attname], connection) for f in values]
+        return hold, [*settled, delta]
+
+
+@cache
+def _settle_fields(shape: tuple) -> tuple[list, list]:
+    model, expect, values = shape[:3]
+    return [model._meta.get_field(n) for n in expect], [model._meta.get_field(n) for n in values]
+
+
+def _hold_sql(shape: tuple) -> str:
+    model = shape[0]
+    expect, _values = _settle_fields(shape)
+    pk = _qn(model._meta.pk.column)
+    where = "".join(f" AND {_qn(f.column)} = {_cast(f)}" for f in expect)
+    return (
+        f"hold AS (SELECT {pk} FROM {_qn(model._meta.db_table)} "
+        f"WHERE {pk} = CAST(%s AS bigint){where} FOR UPDATE)"
+    )
+
+
+def _settled_sql(shape: tuple, column: str, entry_pk: str) -> str:
+    model, before, after, entry = shape[0], *shape[3:]
+    _expect, values = _settle_fields(shape)
+    field = model._meta.get_field
+    pk = _qn(model._meta.pk.column)
+    sets = [f"{_qn(f.column)} = {_cast(f)}" for f in values]
+    sets += [
+        f"{_qn(field(before).column)} = customer.{_qn(column)} - CAST(%s AS bigint)",
+        f"{_qn(field(after).column)} = customer.{_qn(column)}",
+        f"{_qn(field(entry).column)} = entry.{_qn(entry_pk)}",
+    ]
+    return (
+        f"settled AS (UPDATE {_qn(model._meta.db_table)} SET {', '.join(sets)} "
+        f"FROM customer, entry WHERE {_qn(model._meta.db_table)}.{pk} = (SELECT {pk} FROM hold))"
+    )
 
 
 # Event columns taken from the move's customer row; `data` is built from the entry, `txid`
@@ -246,26 +351,74 @@ class Moved:
     entry: models.Model | None
     customer: models.Model | None
     found: int | None
+    matches: int | None = None  # customers the look-up matched (with `either`; up to 2)
+    guard: object = None  # the value the guard row holds (None: no such row)
 
 
-def _run(*, customers, key, column, delta, entry, after, original, lookup=None, claim=None):
+@dataclass(frozen=True)
+class Guard:
+    """A row a move needs: the row of `model` with primary key `pk` must hold `value` in the
+    field `field`, read by the move's own statement (e.g. a store of the customer's merchant)."""
+
+    model: type[models.Model]
+    field: str
+    pk: int
+    value: object
+
+    def shape(self) -> tuple:
+        return (self.model, self.field)
+
+
+def _run(
+    *,
+    customers,
+    key,
+    column,
+    delta,
+    entry,
+    after,
+    original,
+    lookup=None,
+    claim=None,
+    settle=None,
+    either=None,
+    guard=None,
+):
     model = type(entry)
-    lookup_names = tuple(lookup or ())
+    lookup_names, either_names = tuple(lookup or ()), tuple(either or ())
     sql, inserted, attribution_keys, event_keys, claim_fields = _move_sql(
-        model, customers, column, after, lookup_names, None if claim is None else claim.model
+        model,
+        customers,
+        column,
+        after,
+        lookup_names,
+        None if claim is None else claim.model,
+        None if settle is None else settle.shape(),
+        either_names,
+        None if guard is None else guard.shape(),
     )
     attribution = _attribution()
-    params = [f.get_db_prep_save(claim.values[f.attname], connection) for f in claim_fields]
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: `connection` is a proxy per access
+    params = [f.get_db_prep_save(claim.values[f.attname], db) for f in claim_fields]
+    settled: list = []
+    if settle is not None:
+        hold, settled = settle.params(delta)
+        params += hold
+    if guard is not None:
+        params.append(guard.pk)
     if lookup_names:
         params += [
-            customers._meta.get_field(name).get_db_prep_value(lookup[name], connection)
-            for name in lookup_names
+            customers._meta.get_field(name).get_db_prep_value(values[name], db)
+            for values, names in ((lookup, lookup_names), (either, either_names))
+            for name in names
         ]
         params += [delta, delta]
     else:
         params += [delta, key, delta]
+    if guard is not None:
+        params.append(guard.value)
     # The entry's values exactly as Django's INSERT would prepare them.
-    params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in inserted]
+    params += [f.get_db_prep_save(f.pre_save(entry, add=True), db) for f in inserted]
     params += [attribution[key] for key in attribution_keys]
     event = {
         **events.attribution(),
@@ -276,28 +429,43 @@ def _run(*, customers, key, column, delta, entry, after, original, lookup=None, 
         ),
     }
     params += [event[key] for key in event_keys]
-    with prepared_cursor(connection) as cursor:
+    params += settled
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if claim is not None:
         claim.taken = bool(row[0])
-    split = 2 + len(model._meta.concrete_fields)
-    moved = row[2] is not None  # the entry's primary key
+    if settle is not None:
+        settle.taken = bool(row[0])
+    split = 4 + len(model._meta.concrete_fields)
+    moved = row[4] is not None  # the entry's primary key
     return Moved(
-        entry=rows.instance(model, row[2:split]) if moved else None,
-        customer=rows.instance(customers, row[split:]) if moved else None,
+        entry=rows.instance(model, row[4:split], db) if moved else None,
+        customer=rows.instance(customers, row[split:], db) if moved else None,
         found=row[1],
+        matches=row[2],
+        guard=row[3],
     )
 
 
-def move(*, customer, column: str, delta: int, entry: models.Model, after: str, original=None):
+def move(
+    *,
+    customer,
+    column: str,
+    delta: int,
+    entry: models.Model,
+    after: str,
+    original=None,
+    settle: Settle | None = None,
+):
     """Add `delta` to `customer.<column>` unless it would go below zero, and insert `entry`
     (unsaved) with `<after>` set to the new value; both with their history rows, and the
-    event of the move (its data with `original`, when given).
+    event of the move (its data with `original`, when given); with `settle`, only if its
+    row matched, and that row settled by the same statement.
 
     Returns the saved entry, with `customer.<column>` and `customer.event_sequence` updated
-    in memory, or None when the move would go below zero (and nothing was written). Call
-    inside `audited()`.
+    in memory, or None when nothing moved: the move would go below zero, or `settle.taken`
+    is False (and nothing was written). Call inside `audited()`.
     """
     moved = _run(
         customers=type(customer),
@@ -307,6 +475,7 @@ def move(*, customer, column: str, delta: int, entry: models.Model, after: str, 
         entry=entry,
         after=after,
         original=original,
+        settle=settle,
     )
     if moved.entry is None:
         return None
@@ -324,11 +493,16 @@ def move_found(
     entry: models.Model,
     after: str,
     claim: Claim | None = None,
+    either: dict | None = None,
+    guard: Guard | None = None,
 ) -> Moved:
     """`move` for the first customer (of model `customers`) whose fields equal `lookup`,
     found by the same statement, with `claim` inserted by it too (the move happens only if
     the claim is new). One round trip; in autocommit it is its own transaction. The
-    entry's customer and merchant are the found customer's. Call inside `audited()`."""
+    entry's customer and merchant are the found customer's. With `either`, the customer must
+    also have one of those fields equal to its value, and be the only one that does
+    (`Moved.matches`); with `guard`, the guard's row must hold its value (`Moved.guard`).
+    Call inside `audited()`."""
     return _run(
         customers=customers,
         key=None,
@@ -339,6 +513,8 @@ def move_found(
         original=None,
         lookup=lookup,
         claim=claim,
+        either=either,
+        guard=guard,
     )
 
 

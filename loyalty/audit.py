@@ -30,6 +30,8 @@ class Channel(models.TextChoices):
     SYSTEM = "system", "System"
 
 
+_CHANNELS = frozenset(Channel.values)
+
 # Channels through which staff act; corrections through them always carry a reason.
 STAFF_CHANNELS = frozenset({Channel.ADMIN, Channel.STAFF_API, Channel.COMMAND})
 
@@ -72,7 +74,7 @@ def current() -> AuditContext | None:
 
 @contextmanager
 def audited(*, actor, channel: str, reason: str = "", operation: str = "") -> Iterator[None]:
-    if channel not in Channel.values:
+    if channel not in _CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     token = _current.set(AuditContext(actor, channel, reason, operation, _approving.get()))
     try:

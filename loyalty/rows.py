@@ -10,32 +10,37 @@ from __future__ import annotations
 
 from functools import cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from loyalty.db import prepared_cursor
 
 
 @cache
 def _readers(model: type[models.Model]):
-    """Each concrete field's attname, column expression and converters, in field order."""
+    """The concrete fields' attnames in field order, and each field's column expression and
+    converters (those of fields without converters: None)."""
     readers = []
     for field in model._meta.concrete_fields:
         col = field.get_col(model._meta.db_table)
         converters = (*connection.ops.get_db_converters(col), *col.get_db_converters(connection))
-        readers.append((field.attname, col, converters))
-    return tuple(readers)
+        readers.append((col, converters) if converters else None)
+    return [f.attname for f in model._meta.concrete_fields], tuple(readers)
 
 
-def instance(model: type[models.Model], row) -> models.Model:
+def instance(model: type[models.Model], row, db=None) -> models.Model:
     """A saved `model` instance from a row of its concrete columns in field order, converted
-    as the ORM converts them."""
-    readers = _readers(model)
-    values = []
-    for (_name, col, converters), value in zip(readers, row, strict=True):
-        for converter in converters:
-            value = converter(value, col, connection)
-        values.append(value)
-    return model.from_db(connection.alias, [name for name, _, _ in readers], values)
+    as the ORM converts them (`db`: the connection's wrapper, when the caller has it)."""
+    db = db or connections[DEFAULT_DB_ALIAS]
+    names, readers = _readers(model)
+    values = list(row)
+    if len(values) != len(names):
+        raise ValueError(f"{model.__name__}: {len(values)} values for {len(names)} fields")
+    for i, reader in enumerate(readers):
+        if reader is not None:
+            col, converters = reader
+            for converter in converters:
+                values[i] = converter(values[i], col, db)
+    return model.from_db(db.alias, names, values)
 
 
 @cache

@@ -13,6 +13,9 @@ from ledger.services._common import REASON_MAX, REASON_MIN
 
 # An input check, not a service (not in __all__): approvals check a held adjustment with it.
 from ledger.services._common import checked_signed_amount as checked_signed_amount
+
+# Whom a partner's credit or debit names, unresolved (not a service either).
+from ledger.services.balances import AtStore as AtStore
 from ledger.services.balances import (
     balance_adjust,
     balance_credit,

@@ -73,14 +73,23 @@ def _start_of_today() -> dt.datetime:
 
 
 def _append(
-    *, customer: Customer, column: str, delta: int, entry, after: str, insufficient, original=None
+    *,
+    customer: Customer,
+    column: str,
+    delta: int,
+    entry,
+    after: str,
+    insufficient,
+    original=None,
+    settle: statements.Settle | None = None,
 ):
     """Move `customer.<column>` by `delta` (never below zero) and save the ledger row `entry`
     that explains it, with `<after>` = the new value, and the event of the move (with
     `original` in its data, when given). Inside `audited()`.
 
-    On PostgreSQL one statement does it all (ledger.statements); elsewhere (the SQLite demo)
-    the ORM does the same under a row lock.
+    On PostgreSQL one statement does it all (ledger.statements), with `settle` settled by it
+    too (errors.ClaimTaken when its row no longer matched: nothing moved); elsewhere (the
+    SQLite demo) the ORM does the same under a row lock, and takes no `settle`.
     """
     if statements.available():
         saved = statements.move(
@@ -90,7 +99,10 @@ def _append(
             entry=entry,
             after=after,
             original=original,
+            settle=settle,
         )
+        if saved is None and settle is not None and not settle.taken:
+            raise errors.ClaimTaken()
         if saved is None:
             now = Customer.objects.filter(pk=customer.pk).values_list(column, flat=True).first()
             if now is None:
@@ -99,6 +111,8 @@ def _append(
             raise insufficient(now)
         saved.customer = customer
         return saved
+    if settle is not None:
+        raise NotImplementedError("a settled move needs PostgreSQL (ledger.statements)")
     locked = _lock_customer(customer.pk)
     now = getattr(locked, column)
     if now + delta < 0:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.errors import (
+    AmbiguousCustomer,
+    CustomerNotFound,
+    StoreNotFound,
+    StoreOfAnotherMerchant,
+)
 from accounts.models import Customer, Store
-from ledger import errors, events
+from accounts.selectors import customer_for_partner, store_for_partner
+from ledger import errors, events, statements
 from ledger.models import BalanceUpdate
 from ledger.services._common import (
     _amount,
@@ -16,27 +25,92 @@ from ledger.services._common import (
     _reason,
     checked_signed_amount,
 )
+from loyalty import rows
 from loyalty.audit import audited
 from loyalty.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class AtStore:
+    """Whom a partner's credit or debit names, unresolved: the customer of `merchant_id` whose
+    email (case-insensitively) or member id is `user`, at the store `store_id` of that
+    merchant; `merchant_ids` are the partner's. On PostgreSQL the move's own statement finds
+    both (one round trip); its refusals, in the Balance API's order: StoreNotFound (also a
+    store of a merchant the partner does not have), StoreOfAnotherMerchant,
+    AmbiguousCustomer (the email of one customer and the member id of another),
+    CustomerNotFound, then the move's own (InsufficientBalance)."""
+
+    merchant_ids: frozenset[int]
+    merchant_id: int
+    user: str
+    store_id: int
+
+    def resolve(self) -> tuple[Customer, Store]:
+        """Both through the selectors (the ORM path), with the same refusals in order."""
+        store = store_for_partner(self.merchant_ids, self.store_id)
+        if store is None:
+            raise StoreNotFound()
+        if store.merchant_id != self.merchant_id:
+            raise StoreOfAnotherMerchant()
+        customer = customer_for_partner(
+            self.merchant_ids, merchant_id=self.merchant_id, user=self.user
+        )
+        if customer is None:
+            raise CustomerNotFound()
+        return customer, store
+
+
+def _found_move(at: AtStore, entry: BalanceUpdate, signed_amount: int, insufficient):
+    """The move of `entry` for the customer and store `at` names, found by its own statement."""
+    email, member_id = at.user.strip().lower(), at.user.strip()
+    moved = statements.move_found(
+        customers=Customer,
+        lookup={"merchant_id": at.merchant_id},
+        either={"email": email, "member_id": member_id},
+        guard=statements.Guard(Store, "merchant_id", at.store_id, at.merchant_id),
+        column="balance",
+        delta=signed_amount,
+        entry=entry,
+        after="balance_after",
+    )
+    if moved.guard is None or moved.guard not in at.merchant_ids:
+        raise StoreNotFound()
+    if moved.guard != at.merchant_id:
+        raise StoreOfAnotherMerchant()
+    if moved.matches and moved.matches > 1:
+        raise AmbiguousCustomer()
+    if moved.found is None:
+        raise CustomerNotFound()
+    if moved.entry is None:
+        now = rows.first(Customer, id=moved.found)
+        raise insufficient(now.balance if now is not None else 0)
+    moved.entry.customer = moved.customer
+    return moved.entry
 
 
 def _balance_move(
     *,
     actor,
     channel: str,
-    customer: Customer,
+    customer: Customer | None,
     store: Store | None,
     signed_amount: int,
     operation: str,
     reason: str = "",
     type: str = BalanceUpdate.TYPE_STAMPS,
+    settle=None,
+    at: AtStore | None = None,
 ) -> BalanceUpdate:
+    if at is not None and (not statements.available() or not at.user.strip()):
+        customer, store = at.resolve()  # the ORM path (and a blank user: nobody)
+        at = None
     if store is not None and store.merchant_id != customer.merchant_id:
         raise InvalidInput("store", "belongs to another merchant")
+    # With `at`, the statement writes the found customer's ids (ledger.statements).
+    named = {"customer": customer, "store": store} if at is None else {"store_id": at.store_id}
     entry = BalanceUpdate(
-        customer=customer,
-        merchant_id=customer.merchant_id,
-        store=store,
+        **named,
+        merchant_id=customer.merchant_id if at is None else at.merchant_id,
         type=type,
         effect=BalanceUpdate.Effect.CREDIT if signed_amount > 0 else BalanceUpdate.Effect.DEBIT,
         amount=abs(signed_amount),
@@ -49,6 +123,8 @@ def _balance_move(
         )
 
     with audited(actor=actor, channel=channel, reason=reason, operation=operation):
+        if at is not None:
+            return _found_move(at, entry, signed_amount, insufficient)
         return _append(
             customer=customer,
             column="balance",
@@ -56,19 +132,28 @@ def _balance_move(
             entry=entry,
             after="balance_after",
             insufficient=insufficient,
+            settle=settle,
         )
 
 
 @_one_statement
 def balance_credit(
-    *, actor, channel: str, customer: Customer, store: Store | None, amount: int
+    *,
+    actor,
+    channel: str,
+    customer: Customer | None = None,
+    store: Store | None = None,
+    amount: int,
+    at: AtStore | None = None,
 ) -> BalanceUpdate:
+    """With `at` instead of `customer` and `store`: the ones it names (see AtStore)."""
     amount = _amount("amount", amount)
     return _balance_move(
         actor=actor,
         channel=channel,
         customer=customer,
         store=store,
+        at=at,
         signed_amount=amount,
         operation="balance_credit",
     )
@@ -76,24 +161,33 @@ def balance_credit(
 
 @_one_statement
 def balance_debit(
-    *, actor, channel: str, customer: Customer, store: Store | None, amount: int
+    *,
+    actor,
+    channel: str,
+    customer: Customer | None = None,
+    store: Store | None = None,
+    amount: int,
+    at: AtStore | None = None,
 ) -> BalanceUpdate:
+    """With `at` instead of `customer` and `store`: the ones it names (see AtStore)."""
     amount = _amount("amount", amount)
     return _balance_move(
         actor=actor,
         channel=channel,
         customer=customer,
         store=store,
+        at=at,
         signed_amount=-amount,
         operation="balance_debit",
     )
 
 
-@transaction.atomic
+@_one_statement
 def balance_adjust(
-    *, actor, channel: str, customer: Customer, amount: int, reason: str
+    *, actor, channel: str, customer: Customer, amount: int, reason: str, settle=None
 ) -> BalanceUpdate:
-    """A staff correction of the balance by a signed amount, as a new balance update."""
+    """A staff correction of the balance by a signed amount, as a new balance update; with
+    `settle` (ledger.statements.Settle, PostgreSQL), settling that row in the same statement."""
     amount = checked_signed_amount("amount", amount)
     reason = _reason(channel, reason, required=True)
     return _balance_move(
@@ -104,6 +198,7 @@ def balance_adjust(
         signed_amount=amount,
         operation="balance_adjust",
         reason=reason,
+        settle=settle,
     )
 
 

@@ -42,6 +42,7 @@ def _points_move(
     reverts: PointTransaction | None = None,
     reason: str = "",
     original: dict | None = None,
+    settle=None,
 ) -> PointTransaction:
     """Append a point transaction for `customer` (`original`: a revert's deduction, for the
     event)."""
@@ -71,6 +72,7 @@ def _points_move(
             after="points_after",
             insufficient=insufficient,
             original=original,
+            settle=settle,
         )
 
 
@@ -96,10 +98,12 @@ def points_credit(
     )
 
 
-@transaction.atomic
+@_one_statement
 def points_adjust(
-    *, actor, channel: str, customer: Customer, amount: int, reason: str
+    *, actor, channel: str, customer: Customer, amount: int, reason: str, settle=None
 ) -> PointTransaction:
+    """A staff correction of the points by a signed amount, as a new point transaction; with
+    `settle` (ledger.statements.Settle, PostgreSQL), settling that row in the same statement."""
     amount = checked_signed_amount("amount", amount)
     reason = _reason(channel, reason, required=True)
     return _points_move(
@@ -111,6 +115,7 @@ def points_adjust(
         operation="points_adjust",
         prefix="adj",
         reason=reason,
+        settle=settle,
     )
 
 

@@ -12,8 +12,12 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from accounts.errors import AmbiguousCustomer
-from accounts.selectors import customer_for_partner, store_for_partner
+from accounts.errors import (
+    AmbiguousCustomer,
+    CustomerNotFound,
+    StoreNotFound,
+    StoreOfAnotherMerchant,
+)
 from ledger import services
 from ledger.models import BalanceUpdate
 from ledger.selectors import balance_update_for_partner
@@ -180,35 +184,26 @@ class BalanceView(PartnerAPIView):
     family_exception_handler = balance_exception_handler
     operation = None
 
-    def resolve(self, data):
+    def move(self, request, operation):
+        data = self.input(MoveSerializer)
         merchant_id = data["merchant"]
         if merchant_id not in self.merchant_ids:
             raise BalanceAPIError("invalid_merchant", "merchant", "merchant not found")
-        store = store_for_partner(self.merchant_ids, data["store"])
-        if store is None:
-            raise BalanceAPIError("store_not_found", "store", "store not found")
-        if store.merchant_id != merchant_id:
-            raise BalanceAPIError("invalid_store", "store", "store does not belong to merchant")
+        at = services.AtStore(self.merchant_ids, merchant_id, data["user"], data["store"])
         try:
-            customer = customer_for_partner(
-                self.merchant_ids, merchant_id=merchant_id, user=data["user"]
+            update = operation(
+                actor=request.user, channel=Channel.BALANCE_API, at=at, amount=data["amount"]
             )
+        except StoreNotFound as exc:
+            raise BalanceAPIError("store_not_found", "store", "store not found") from exc
+        except StoreOfAnotherMerchant as exc:
+            raise BalanceAPIError(
+                "invalid_store", "store", "store does not belong to merchant"
+            ) from exc
         except AmbiguousCustomer as exc:
             raise BalanceAPIError("invalid_data", "user", exc.message) from exc
-        if customer is None:
-            raise BalanceAPIError("invalid_data", "user", "user not found")
-        return customer, store
-
-    def move(self, request, operation):
-        data = self.input(MoveSerializer)
-        customer, store = self.resolve(data)
-        update = operation(
-            actor=request.user,
-            channel=Channel.BALANCE_API,
-            customer=customer,
-            store=store,
-            amount=data["amount"],
-        )
+        except CustomerNotFound as exc:
+            raise BalanceAPIError("invalid_data", "user", "user not found") from exc
         return success(update)
 
 
