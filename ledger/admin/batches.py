@@ -23,6 +23,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
@@ -318,7 +319,8 @@ class CorrectionBatchAdmin(BackOfficeAdmin):
         else:
             self.message_user(
                 request,
-                f"Applying {batch.ready} ready rows: the worker applies them in line order.",
+                f"Applying {batch.ready} ready row{pluralize(batch.ready)}: the worker applies "
+                "them in line order.",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(page)

@@ -228,6 +228,15 @@ def test_only_the_creator_or_a_superuser_applies(support, support2, superuser, m
     assert CorrectionBatch.objects.get().status == "applying"
 
 
+def test_one_ready_row_reads_in_the_singular(support_client, merchant, people):
+    upload(support_client, merchant, "kind,target,amount,reason", "adjust_points,M-1,5,")
+    batch = CorrectionBatch.objects.get()
+    html = unescape(support_client.get(page_of(batch)).content.decode())
+    assert 'value="Apply 1 ready row"' in html and "ready rows" not in html
+    response = support_client.post(f"{CHANGELIST}{batch.pk}/apply/", follow=True)
+    assert "Applying 1 ready row: the worker" in " ".join(messages_of(response))
+
+
 def test_apply_twice_is_refused_and_applies_once(support_client, merchant, people):
     upload(support_client, merchant)
     batch = CorrectionBatch.objects.get()
