@@ -23,7 +23,6 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
@@ -33,6 +32,7 @@ from accounts.models import Merchant
 from ledger import batches, corrections, services
 from ledger.admin.base import BackOfficeAdmin, truncated
 from ledger.models import CorrectionBatch, CorrectionBatchRow
+from ledger.models.batches import counted_rows
 from loyalty.audit import Channel
 from loyalty.errors import DomainError
 
@@ -98,7 +98,9 @@ class CorrectionBatchAdmin(BackOfficeAdmin):
     @admin.display(description="Rows")
     def rows_display(self, obj):
         """ "120 rows: 118 ready, 2 invalid", then what applying did."""
-        text = format_html("{} rows: {} ready, {} invalid", obj.total, obj.ready, obj.invalid)
+        text = format_html(
+            "{}: {} ready, {} invalid", counted_rows(obj.total), obj.ready, obj.invalid
+        )
         if obj.applied or obj.refused:
             text = format_html(
                 '{}<br><span class="quiet-line">{} applied, {} refused</span>',
@@ -190,7 +192,7 @@ class CorrectionBatchAdmin(BackOfficeAdmin):
             else:
                 self.message_user(
                     request,
-                    f"Previewed {batch.total} rows: {batch.ready} ready, {batch.invalid} "
+                    f"Previewed {counted_rows(batch.total)}: {batch.ready} ready, {batch.invalid} "
                     "invalid. Nothing has moved yet: review the rows, then apply.",
                     messages.SUCCESS,
                 )
@@ -319,8 +321,8 @@ class CorrectionBatchAdmin(BackOfficeAdmin):
         else:
             self.message_user(
                 request,
-                f"Applying {batch.ready} ready row{pluralize(batch.ready)}: the worker applies "
-                "them in line order.",
+                f"Applying {counted_rows(batch.ready, 'ready')}: the worker applies them in "
+                "line order.",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(page)

@@ -16,8 +16,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.template.defaultfilters import pluralize
 
 from accounts.models import Merchant, audit_history
+
+
+def counted_rows(count: int, kind: str = "") -> str:
+    """ "1 row", "2 ready rows": a count of a batch's rows as its pages and messages say it."""
+    return " ".join(filter(None, [str(count), kind, f"row{pluralize(count)}"]))
 
 
 class CorrectionBatch(models.Model):
@@ -80,7 +86,7 @@ class CorrectionBatch(models.Model):
     def __str__(self) -> str:
         """E.g. "Correction batch #3 of 120 rows at Bean Bar (completed)"."""
         return (
-            f"Correction batch #{self.pk} of {self.total} rows at {self.merchant} "
+            f"Correction batch #{self.pk} of {counted_rows(self.total)} at {self.merchant} "
             f"({self.get_status_display().lower()})"
         )
 

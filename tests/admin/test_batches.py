@@ -228,11 +228,21 @@ def test_only_the_creator_or_a_superuser_applies(support, support2, superuser, m
     assert CorrectionBatch.objects.get().status == "applying"
 
 
-def test_one_ready_row_reads_in_the_singular(support_client, merchant, people):
-    upload(support_client, merchant, "kind,target,amount,reason", "adjust_points,M-1,5,")
+def test_one_row_reads_in_the_singular(support_client, merchant, people):
+    response = support_client.post(
+        ADD,
+        {"merchant": merchant.pk, "reason": REASON,
+         "file": csv_file("kind,target,amount,reason", "adjust_points,M-1,5,")},
+        follow=True,
+    )  # fmt: skip
+    assert "Previewed 1 row: 1 ready, 0 invalid." in " ".join(messages_of(response))
     batch = CorrectionBatch.objects.get()
     html = unescape(support_client.get(page_of(batch)).content.decode())
     assert 'value="Apply 1 ready row"' in html and "ready rows" not in html
+    assert "Page 1 of 1 (1 row)" in html
+    assert f"Correction batch #{batch.pk} of 1 row at" in html
+    changelist = unescape(support_client.get(CHANGELIST).content.decode())
+    assert "1 row: 1 ready, 0 invalid" in changelist
     response = support_client.post(f"{CHANGELIST}{batch.pk}/apply/", follow=True)
     assert "Applying 1 ready row: the worker" in " ".join(messages_of(response))
 
